@@ -1,0 +1,1 @@
+"""taletune's pipeline components: one folder per stage, plus `common/`."""

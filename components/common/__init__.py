@@ -1,0 +1,1 @@
+"""Code that two or more components need: storage, config, provenance, text blocks."""

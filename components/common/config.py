@@ -1,0 +1,97 @@
+"""Validated configs: defaults, then a YAML file, then `--set a.b=c` overrides.
+
+    >>> from components.dataset.config import DatasetConfig
+    >>> load_config(DatasetConfig, None, ["lines_per_passage=30"]).lines_per_passage
+    30
+
+Each stage has one pydantic model (`extra="forbid"`, so a typo is an error, not a
+silently ignored key). Validation errors become one `TaletuneError` per problem list,
+naming the key and what it accepts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from components.common.errors import TaletuneError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base for every config: unknown keys are errors; assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def read_yaml(path: str | Path) -> dict:
+    from components.common import storage
+
+    try:
+        text = storage.read_text(str(path))
+    except TaletuneError:
+        raise TaletuneError(f"config file {path} does not exist") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise TaletuneError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise TaletuneError(f"{path} must hold a YAML mapping (key: value), not {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
+    """Apply `a.b=c` strings; values are parsed as YAML, so `n=3` is an int."""
+    data = dict(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise TaletuneError(f"override {item!r} must look like key.subkey=value")
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            node[part] = dict(child) if isinstance(child, dict) else {}
+            node = node[part]
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return data
+
+
+def validate(model: type[M], data: dict, source: str = "config") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            if err["type"] == "extra_forbidden":
+                allowed = ", ".join(sorted(_field_names(model, err["loc"][:-1])))
+                problems.append(f"unknown key {where!r} (known keys here: {allowed})")
+            else:
+                problems.append(f"{where}: {err['msg']}")
+        raise TaletuneError(f"invalid {source}: " + "; ".join(problems)) from None
+
+
+def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return []
+    return list(model.model_fields)
+
+
+def load_config(model: type[M], path: str | Path | None = None, overrides: Iterable[str] = ()) -> M:
+    data = read_yaml(path) if path else {}
+    data = apply_overrides(data, overrides)
+    return validate(model, data, source=str(path) if path else "config")

@@ -1,0 +1,64 @@
+"""What made an output: resolved config, seed, git commit, package versions, machine.
+
+Every stage writes `provenance.json` next to its outputs with `write_provenance`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("taletune", "kfp", "datasets", "pyarrow", "nltk", "boto3", "torch", "transformers", "peft", "gensim")
+
+
+def git_commit() -> str:
+    """The commit of the code that ran; `TALETUNE_GIT_COMMIT` wins (images bake it in)."""
+    if os.environ.get("TALETUNE_GIT_COMMIT"):
+        return os.environ["TALETUNE_GIT_COMMIT"]
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        )
+        commit = out.stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def provenance(config: dict, seed: int | None = None, **extra) -> dict:
+    return {
+        "config": config,
+        "seed": seed,
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "python": sys.version.split()[0],
+        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
+        **extra,
+    }
+
+
+def write_provenance(out_dir: str | Path, config: dict, seed: int | None = None, **extra) -> Path:
+    from components.common import storage
+
+    path = Path(out_dir) / "provenance.json"
+    storage.write_text(str(path), json.dumps(provenance(config, seed, **extra), indent=2, sort_keys=True) + "\n")
+    return path

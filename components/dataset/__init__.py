@@ -1,0 +1,1 @@
+"""Dataset: cut cleaned books into labelled passages and split them without leakage."""

@@ -1,0 +1,1 @@
+"""Ingest: fetch Project Gutenberg books and strip everything that is not story."""

@@ -1,0 +1,1 @@
+"""The taletune pipeline: its DAG, its configs, and `python -m pipelines`."""

@@ -1,0 +1,146 @@
+"""Compile, run locally, submit and schedule the taletune pipeline.
+
+    python -m pipelines run --config demo                 # what `make run` does
+    python -m pipelines compile --config full --out taletune.yaml
+    python -m pipelines submit --config full --host http://localhost:8080
+    python -m pipelines schedule --config full --cron "0 0 3 * * 1" --host http://localhost:8080
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import warnings
+from pathlib import Path
+
+import yaml
+
+from components.common.cli import setup_logging
+from components.common.errors import TaletuneError, main_guard
+
+
+def _experiment(args):
+    from pipelines.config import load_experiment
+
+    return load_experiment(args.config, args.overrides)
+
+
+def preflight(config) -> None:
+    """Fail fast, with one message, on what would otherwise fail inside a task."""
+    from components.common import storage
+    from components.ingest.catalog import load_catalog
+    from components.ingest.gutenberg import GutenbergFetcher
+
+    load_catalog(config.catalog)
+    GutenbergFetcher(config.ingest)  # checks the mirror path
+    storage.check_writable(config.ingest.cache_root())
+
+
+def cmd_run(args) -> None:
+    """Run the pipeline on this machine with KFP's local runner (SubprocessRunner)."""
+    import kfp.local
+
+    from pipelines.config import runs_root
+    from pipelines.pipeline import build_pipeline
+
+    config = _experiment(args)
+    preflight(config)
+    root = runs_root()
+    root.mkdir(parents=True, exist_ok=True)
+    # The image only matters on a cluster; locally the tasks run in this environment.
+    warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    pipeline = build_pipeline(config)
+    print(f"running pipeline {config.name!r} locally; artifacts under {root}", flush=True)
+    try:
+        result = pipeline()
+    except RuntimeError as exc:
+        raise TaletuneError(f"the pipeline stopped: {exc}. The failing task's log, with its error line, is above") from None
+    dataset = Path(result.output.path)
+    run_dir = dataset.parents[1]
+    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))
+    print(f"\nrun folder: {run_dir}")
+    print(f"dataset:    {dataset}  (datasheet: {dataset / 'datasheet.md'})")
+
+
+def cmd_compile(args) -> None:
+    """Compile the pipeline to a KFP YAML package for the dashboard or `submit`."""
+    from kfp import compiler
+
+    from pipelines.pipeline import build_pipeline
+
+    config = _experiment(args)
+    out = args.out or f"taletune-{config.name}.yaml"
+    compiler.Compiler().compile(build_pipeline(config), package_path=out)
+    print(f"compiled {out}")
+
+
+def _client(host: str | None):
+    import kfp
+
+    host = host or os.environ.get("KFP_HOST")
+    if not host:
+        raise TaletuneError("no Kubeflow Pipelines endpoint; pass --host URL or set KFP_HOST")
+    return kfp.Client(host=host, namespace=os.environ.get("KFP_NAMESPACE"))
+
+
+def cmd_submit(args) -> None:
+    """Start one run on a Kubeflow Pipelines cluster."""
+    from pipelines.pipeline import build_pipeline
+
+    config = _experiment(args)
+    run = _client(args.host).create_run_from_pipeline_func(
+        build_pipeline(config), arguments={}, experiment_name=args.experiment, run_name=f"taletune-{config.name}"
+    )
+    print(f"run {run.run_id} started")
+
+
+def cmd_schedule(args) -> None:
+    """Create a recurring run (cron, in KFP's six-field form with seconds)."""
+    import tempfile
+
+    from kfp import compiler
+
+    from pipelines.pipeline import build_pipeline
+
+    config = _experiment(args)
+    client = _client(args.host)
+    experiment = client.create_experiment(args.experiment)
+    with tempfile.TemporaryDirectory() as tmp:
+        package = str(Path(tmp) / "taletune.yaml")
+        compiler.Compiler().compile(build_pipeline(config), package_path=package)
+        job = client.create_recurring_run(
+            experiment_id=experiment.experiment_id,
+            job_name=f"taletune-{config.name}",
+            cron_expression=args.cron,
+            max_concurrency=1,
+            pipeline_package_path=package,
+        )
+    print(f"recurring run {job.recurring_run_id} created ({args.cron})")
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, fn in (("run", cmd_run), ("compile", cmd_compile), ("submit", cmd_submit), ("schedule", cmd_schedule)):
+        p = sub.add_parser(name, help=fn.__doc__, description=fn.__doc__)
+        p.add_argument("--config", default="demo", help="config name in pipelines/configs/ or a YAML path (default: demo)")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. dataset.seed=7")
+        p.set_defaults(func=fn)
+        if name == "compile":
+            p.add_argument("--out", help="output YAML (default: taletune-<name>.yaml)")
+        if name in ("submit", "schedule"):
+            p.add_argument("--host", help="Kubeflow Pipelines endpoint (default: $KFP_HOST)")
+            p.add_argument("--experiment", default="taletune", help="KFP experiment name")
+        if name == "schedule":
+            p.add_argument("--cron", required=True, help='e.g. "0 0 3 * * 1" (Mondays 03:00)')
+    args = parser.parse_args(argv)
+    setup_logging()
+    with contextlib.suppress(BrokenPipeError):
+        args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""The experiment config: every stage's settings in one validated file.
+
+    python -m pipelines run --config demo --set dataset.lines_per_passage=30
+
+Order: defaults, then the YAML file (`pipelines/configs/<name>.yaml` or any path),
+then `--set a.b=c` overrides. The resolved config is saved beside every run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from components.common.config import StrictModel, load_config
+from components.common.errors import TaletuneError
+from components.dataset.config import DatasetConfig
+from components.ingest.config import IngestConfig
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class Toleration(StrictModel):
+    key: str
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoExecute", "NoSchedule", "PreferNoSchedule"] | None = None
+
+
+class KubernetesConfig(StrictModel):
+    """How tasks run on a cluster; the local runner ignores all of it."""
+
+    # A Secret with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL for
+    # the storage layer (k8s/s3-secret.example.yaml). None: the tasks get no S3 variables.
+    s3_secret: str | None = "taletune-s3"
+    retries: int = Field(default=2, ge=0)
+    cpu_request: str = "1"
+    cpu_limit: str = "2"
+    memory_request: str = "2G"
+    memory_limit: str = "8G"
+    node_selector: dict[str, str] = {}
+    tolerations: list[Toleration] = []
+
+
+class ExperimentConfig(StrictModel):
+    name: str = Field(default="taletune", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    # The genre catalog: "default" (the reference study's books), a YAML path or URI,
+    # or the catalog itself, inline.
+    catalog: str | dict = "default"
+    ingest: IngestConfig = IngestConfig()
+    dataset: DatasetConfig = DatasetConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+
+
+def config_path(name_or_file: str) -> Path:
+    """`demo` means pipelines/configs/demo.yaml; anything with a suffix or slash is a path."""
+    if name_or_file.endswith((".yaml", ".yml")) or "/" in name_or_file:
+        path = Path(name_or_file)
+    else:
+        path = CONFIG_DIR / f"{name_or_file}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+        raise TaletuneError(f"config {name_or_file!r} not found ({path}); use a file or one of: {known}")
+    return path
+
+
+def load_experiment(name_or_file: str = "demo", overrides: list[str] = ()) -> ExperimentConfig:
+    return load_config(ExperimentConfig, config_path(name_or_file), overrides)
+
+
+def runs_root() -> Path:
+    """Local pipeline root: $TALETUNE_RUNS, else runs/ in the checkout."""
+    return Path(os.environ.get("TALETUNE_RUNS") or Path(__file__).resolve().parent.parent / "runs")
