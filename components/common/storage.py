@@ -185,15 +185,15 @@ def write_text(uri: str, text: str) -> None:
     write_bytes(uri, text.encode("utf-8"))
 
 
-def upload_file(path: str | Path, uri: str) -> None:
-    """Copy a local file to `uri`; multipart above 64 MiB, which S3 commits atomically."""
+def upload_file(path: str | Path, uri: str, multipart_threshold: int = MULTIPART_THRESHOLD) -> None:
+    """Copy a local file to `uri`; multipart above the threshold, which S3 commits atomically."""
     if not is_s3(uri):
         _atomic_copy(Path(path), _local(uri))
         return
     from boto3.s3.transfer import TransferConfig
 
     bucket, key = split_s3(uri)
-    config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD)
+    config = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=max(multipart_threshold, 5 << 20))
     _s3_call(uri, _client().upload_file, str(path), bucket, key, Config=config)
 
 

@@ -47,6 +47,7 @@ _HEADER_FIELD = re.compile(r"^(Title|Author|Translator|Editor|Illustrator|Releas
 # ------------------------------------------------------------------ inline clutter
 
 _ILLUSTRATION = re.compile(r"\[(?:Illustration|Frontispiece)[^\]]*\]", re.IGNORECASE)
+_EDITOR_NOTE = re.compile(r"\[(?:Transcriber|Editor|Preparer)['’]?s['’]? note[^\]]*\]", re.IGNORECASE)
 _FOOTNOTE_BLOCK = re.compile(r"\[Footnote[^\]]*\]", re.IGNORECASE)
 _FOOTNOTE_REF = re.compile(r"\[(?:FN#|Footnote\s*)?\d+\]|(?<=[\w.,;:!?’”\"'])\(\d{1,3}\)")
 _PAGE_MARK = re.compile(r"\{(?:pg\s*)?\d+\}", re.IGNORECASE)
@@ -194,6 +195,7 @@ def _strip_licence(text: str, report: CleanReport) -> str:
 def _strip_inline(text: str, report: CleanReport) -> str:
     for what, pattern in (
         ("illustration", _ILLUSTRATION),
+        ("transcriber_note", _EDITOR_NOTE),
         ("footnote", _FOOTNOTE_BLOCK),
         ("footnote_ref", _FOOTNOTE_REF),
         ("page_mark", _PAGE_MARK),

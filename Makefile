@@ -1,0 +1,59 @@
+# taletune: `make run` runs the pipeline locally on the demo config, `make test` tests,
+# `make` (= `make images`) builds the container image.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CONFIG ?= demo
+IMAGE  ?= ghcr.io/taletune/taletune-python
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
+.DEFAULT_GOAL := images
+.PHONY: images push venv run test test-all compile check-infra clean
+
+# ------------------------------------------------------------------ set-up
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+# ------------------------------------------------------------------ the main job
+
+run: venv  ## run the pipeline with KFP's local runner (CONFIG=demo by default)
+	$(PY) -m pipelines run --config $(CONFIG)
+
+compile: venv  ## compile the pipeline for a cluster: taletune-$(CONFIG).yaml
+	$(PY) -m pipelines compile --config $(CONFIG)
+
+test: venv  ## the default test suite (slow tests left out)
+	$(PY) -m pytest
+
+test-all: venv  ## every test, slow ones included
+	$(PY) -m pytest -m ""
+
+# ------------------------------------------------------------------ images
+
+images:  ## build the project image (needs a Docker engine)
+	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || \
+		{ echo "error: 'make images' needs a running Docker engine; 'make run' and 'make test' do not" >&2; exit 2; }
+	docker build -f docker/Dockerfile --build-arg GIT_COMMIT=$(GIT_COMMIT) -t $(IMAGE):$(VERSION) .
+
+push: images
+	docker push $(IMAGE):$(VERSION)
+
+# Static checks of the Dockerfile and manifests: hadolint and schema validation run in
+# `make test` too; checkov has many dependencies, so it gets its own environment.
+check-infra: venv
+	$(VENV)/bin/hadolint docker/Dockerfile
+	$(VENV)/bin/kubernetes-validate --strict k8s/*.yaml
+	test -x .venv-checkov/bin/checkov || { $(PYTHON) -m venv .venv-checkov && .venv-checkov/bin/pip install --quiet checkov==3.3.30; }
+	.venv-checkov/bin/checkov --quiet --compact -d docker --framework dockerfile
+	.venv-checkov/bin/checkov --quiet --compact -d k8s --framework kubernetes
+
+clean:
+	rm -rf runs/ taletune-*.yaml .pytest_cache
