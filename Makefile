@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CONFIG ?= demo
+ARGS   ?=
 IMAGE  ?= ghcr.io/taletune/taletune-python
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -25,10 +26,10 @@ venv: $(VENV)/.installed
 # ------------------------------------------------------------------ the main job
 
 run: venv  ## run the pipeline with KFP's local runner (CONFIG=demo by default)
-	$(PY) -m pipelines run --config $(CONFIG)
+	$(PY) -m pipelines run --config $(CONFIG) $(ARGS)
 
 compile: venv  ## compile the pipeline for a cluster: taletune-$(CONFIG).yaml
-	$(PY) -m pipelines compile --config $(CONFIG)
+	$(PY) -m pipelines compile --config $(CONFIG) $(ARGS)
 
 test: venv  ## the default test suite (slow tests left out)
 	$(PY) -m pytest
@@ -47,13 +48,14 @@ push: images
 	docker push $(IMAGE):$(VERSION)
 
 # Static checks of the Dockerfile and manifests: hadolint and schema validation run in
-# `make test` too; checkov has many dependencies, so it gets its own environment.
+# `make test` too; checkov has many dependencies, so it gets its own environment
+# (BC_SKIP_MAPPING and --skip-download keep it offline).
 check-infra: venv
 	$(VENV)/bin/hadolint docker/Dockerfile
 	$(VENV)/bin/kubernetes-validate --strict k8s/*.yaml
 	test -x .venv-checkov/bin/checkov || { $(PYTHON) -m venv .venv-checkov && .venv-checkov/bin/pip install --quiet checkov==3.3.30; }
-	.venv-checkov/bin/checkov --quiet --compact -d docker --framework dockerfile
-	.venv-checkov/bin/checkov --quiet --compact -d k8s --framework kubernetes
+	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov --quiet --compact --skip-download -d docker --framework dockerfile
+	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov --quiet --compact --skip-download -d k8s --framework kubernetes
 
 clean:
 	rm -rf runs/ taletune-*.yaml .pytest_cache

@@ -51,7 +51,7 @@ def cmd_run(args) -> None:
     # The image only matters on a cluster; locally the tasks run in this environment.
     warnings.filterwarnings("ignore", message=".*non-Python base image.*")
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
-    pipeline = build_pipeline(config)
+    pipeline = build_pipeline(config, local=True)
     print(f"running pipeline {config.name!r} locally; artifacts under {root}", flush=True)
     try:
         result = pipeline()

@@ -47,10 +47,17 @@ def on_cluster(task: dsl.PipelineTask, k8s: KubernetesConfig, needs_s3: bool = T
     return task
 
 
-def build_pipeline(config: ExperimentConfig):
-    """The pipeline function, with this config's cluster settings and parameter defaults."""
+def build_pipeline(config: ExperimentConfig, local: bool = False):
+    """The pipeline function, with this config's cluster settings and parameter defaults.
+
+    `local=True` leaves the cluster settings out: the local runner would otherwise wait
+    out the retry back-off (minutes) after a task fails on bad input.
+    """
     defaults = parameters(config)
     k8s = config.kubernetes
+
+    def place(task, needs_s3=True):
+        return task if local else on_cluster(task, k8s, needs_s3)
 
     @dsl.pipeline(name="taletune", description="Genre storytellers from public-domain books, and how well that worked.")
     def taletune(
@@ -58,9 +65,9 @@ def build_pipeline(config: ExperimentConfig):
         ingest_config: dict = defaults["ingest_config"],
         dataset_config: dict = defaults["dataset_config"],
     ) -> Dataset:
-        books = on_cluster(ingest(catalog=catalog, config=ingest_config), k8s).set_display_name("ingest")
+        books = place(ingest(catalog=catalog, config=ingest_config)).set_display_name("ingest")
         data = make_dataset(books=books.outputs["books"], catalog=catalog, config=dataset_config)
-        on_cluster(data, k8s, needs_s3=False).set_display_name("dataset")
+        place(data, needs_s3=False).set_display_name("dataset")
         return data.outputs["dataset"]
 
     return taletune

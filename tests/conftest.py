@@ -19,10 +19,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+# Read before any test runs: `_isolated_env` removes the variable from each test's environment.
+MIRROR_ENV = os.environ.get("TALETUNE_GUTENBERG_MIRROR")
 
 
 def _mirror_dir() -> Path | None:
-    path = Path(os.environ.get("TALETUNE_GUTENBERG_MIRROR") or SHARED / "gutenberg")
+    path = Path(MIRROR_ENV or SHARED / "gutenberg")
     return path if path.is_dir() else None
 
 

@@ -81,14 +81,23 @@ def validate(model: type[M], data: dict, source: str = "config") -> M:
 
 
 def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Known keys of the (nested) model at `loc`, through dicts, lists and optionals."""
+    import typing
+
+    node: object = model
     for part in loc:
-        field = model.model_fields.get(str(part))
-        ann = getattr(field, "annotation", None)
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
-        else:
-            return []
-    return list(model.model_fields)
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(str(part))
+            if field is None:
+                return []
+            node = field.annotation
+        else:  # a container: dict[str, X], list[X], X | None
+            args = [a for a in typing.get_args(node) if a is not type(None)]
+            node = args[-1] if args else None
+        while typing.get_origin(node) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            args = [a for a in typing.get_args(node) if a is not type(None)]
+            node = args[-1] if args else None
+    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) else []
 
 
 def load_config(model: type[M], path: str | Path | None = None, overrides: Iterable[str] = ()) -> M:

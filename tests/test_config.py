@@ -1,0 +1,85 @@
+"""Catalog and config validation: each mistake is one message that names it."""
+
+import pytest
+
+from components.common.config import apply_overrides, load_config
+from components.common.errors import TaletuneError
+from components.dataset.config import DatasetConfig
+from components.ingest.catalog import load_catalog
+from pipelines.config import CONFIG_DIR, load_experiment
+
+
+def test_default_catalog_is_the_reference_study():
+    catalog = load_catalog()
+    assert [b.id for b in catalog.genres["horror"].books] == [53419, 17893, 15143, 345, 84, 43, 1952]
+    assert [b.id for b in catalog.genres["fairy_tale"].books] == [1597, 128, 7074, 7439, 500, 2591, 29021, 3435, 503]
+    assert [b.id for b in catalog.other.books] == [1342, 1661]
+    assert catalog.prompt("horror") == "Write me a horror story"
+    assert catalog.prompt("other") is None
+
+
+def test_catalog_that_is_not_yaml(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("genres: {horror: [1, 2\n")
+    with pytest.raises(TaletuneError, match=r"is not valid YAML at line \d+"):
+        load_catalog(bad)
+
+
+def test_catalog_with_unknown_key(tmp_path):
+    with pytest.raises(TaletuneError, match=r"unknown key 'genres.horror.bookz'.*books, prompt"):
+        load_catalog({"genres": {"horror": {"prompt": "p", "bookz": [1]}}})
+
+
+def test_genre_without_books():
+    with pytest.raises(TaletuneError, match="genre 'horror' has no books"):
+        load_catalog({"genres": {"horror": {"prompt": "p", "books": []}}})
+
+
+def test_book_listed_twice():
+    catalog = load_catalog({"genres": {"a": {"prompt": "p", "books": [1]}, "b": {"prompt": "q", "books": [1]}}})
+    with pytest.raises(TaletuneError, match="listed under both"):
+        catalog.books()
+
+
+def test_book_entries():
+    catalog = load_catalog({"genres": {"a": {"prompt": "p", "books": [5, "6", {"id": 7}, {"path": "s3://b/x y.txt"}]}}})
+    assert [b.key for b in catalog.genres["a"].books] == ["5", "6", "7", "file-x-y"]
+    with pytest.raises(TaletuneError, match="either an ebook number"):
+        load_catalog({"genres": {"a": {"prompt": "p", "books": [{"title": "no source"}]}}})
+
+
+def test_overrides_are_parsed_as_yaml():
+    assert apply_overrides({"a": {"b": 1}}, ["a.c=3", "d=[1, 2]", "a.b=x"]) == {"a": {"b": "x", "c": 3}, "d": [1, 2]}
+    with pytest.raises(TaletuneError, match="key.subkey=value"):
+        apply_overrides({}, ["novalue"])
+
+
+def test_defaults_then_yaml_then_overrides(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text("lines_per_passage: 30\nseed: 7\n")
+    config = load_config(DatasetConfig, path, ["seed=9"])
+    assert (config.lines_per_passage, config.seed, config.min_lines) == (30, 9, 10)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("dataset.lines_per_passage=0", "dataset.lines_per_passage: Input should be greater than 0"),
+    ("dataset.template=gpt", "dataset.template"),
+    ("dataset.split.test=0.95", "must leave some data for training"),
+    ("ingest.delay=1", "unknown key 'ingest.delay'"),
+])
+def test_bad_experiment_settings(override, message):
+    with pytest.raises(TaletuneError, match=message):
+        load_experiment("demo", [override])
+
+
+def test_every_shipped_config_loads():
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    assert "demo" in names and "full" in names
+    for name in names:
+        config = load_experiment(name)
+        load_catalog(config.catalog)
+
+
+def test_unknown_config_name_lists_the_known_ones():
+    with pytest.raises(TaletuneError, match="demo"):
+        load_experiment("nope")

@@ -1,0 +1,98 @@
+"""The pipeline compiled to YAML, and run for real through KFP's local runner."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.common.image import IMAGE
+from pipelines.config import CONFIG_DIR
+from tests.conftest import run_cli
+
+
+def compile_config(name: str, tmp_path: Path, *overrides: str) -> list[dict]:
+    out = tmp_path / f"{name}.yaml"
+    args = ["pipelines", "compile", "--config", name, "--out", str(out)]
+    for item in overrides:
+        args += ["--set", item]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    return list(yaml.safe_load_all(out.read_text()))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+def test_every_shipped_config_compiles(name, tmp_path):
+    spec, platform = compile_config(name, tmp_path)
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"ingest", "make-dataset"}
+    assert tasks["make-dataset"]["dependentTasks"] == ["ingest"]
+    for task in tasks.values():
+        assert task["retryPolicy"]["maxRetryCount"] >= 1
+    for executor in spec["deploymentSpec"]["executors"].values():
+        container = executor["container"]
+        assert container["image"] == IMAGE
+        assert "pip install" not in " ".join(container["command"]), "the image already has the project"
+    defaults = spec["root"]["inputDefinitions"]["parameters"]
+    assert defaults["catalog"]["defaultValue"]["genres"]["horror"]["prompt"] == "Write me a horror story"
+    secrets = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-ingest"]["secretAsEnv"]
+    assert secrets[0]["secretName"] == "taletune-s3"
+    assert {k["envVar"] for k in secrets[0]["keyToEnv"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
+
+
+def test_cluster_placement_from_the_config(tmp_path):
+    spec, platform = compile_config(
+        "full", tmp_path, "kubernetes.node_selector={pool: cpu}",
+        "kubernetes.tolerations=[{key: dedicated, value: taletune, effect: NoSchedule}]", "kubernetes.retries=5",
+    )
+    assert spec["root"]["dag"]["tasks"]["ingest"]["retryPolicy"]["maxRetryCount"] == 5
+    ingest = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-ingest"]
+    assert ingest["nodeSelector"]["labels"] == {"pool": "cpu"}
+    assert ingest["tolerations"][0]["key"] == "dedicated" and ingest["tolerations"][0]["effect"] == "NoSchedule"
+
+
+def _run(tmp_path, mirror, *overrides, env=None):
+    args = ["pipelines", "run", "--config", "demo"]
+    for item in overrides:
+        args += ["--set", item]
+    env = {"TALETUNE_RUNS": str(tmp_path / "runs"), "TALETUNE_GUTENBERG_MIRROR": str(mirror), **(env or {})}
+    return run_cli(*args, env=env, timeout=600)
+
+
+def test_demo_pipeline_runs_locally(tmp_path, mirror):
+    result = _run(tmp_path, mirror)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    dataset = Path(next(line.split()[1] for line in result.stdout.splitlines() if line.startswith("dataset:")))
+    assert dataset.is_relative_to(tmp_path / "runs")
+    assert {p.name for p in (dataset / "data").iterdir()} == {"train.parquet", "validation.parquet", "test.parquet"}
+    stats = json.loads((dataset / "stats.json").read_text())
+    assert set(stats["rows"]["train"]) == {"horror", "fairy_tale", "other"}
+    assert sum(stats["total"].values()) == 3 * 400  # the demo caps every group at 400 rows
+    assert len(stats["books"]) == 18
+    run_dir = dataset.parents[1]
+    assert yaml.safe_load((run_dir / "experiment.yaml").read_text())["name"] == "demo"
+    assert (run_dir / "ingest" / "books" / "manifest.json").is_file()
+
+
+def test_pipeline_with_the_book_cache_on_s3(tmp_path, mirror, s3, s3_server):
+    from components.common import storage
+
+    catalog = {"genres": {"horror": {"prompt": "Write me a horror story", "books": [1952]}, "fairy_tale": {"prompt": "Write me a fairy tale", "books": [7074]}}}
+    overrides = (f"catalog={json.dumps(catalog)}", f"ingest.cache={s3}/cache", "dataset.max_rows_per_genre=null", "dataset.min_lines=5")
+    result = _run(tmp_path, mirror, *overrides, env={"AWS_ENDPOINT_URL": s3_server})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "1952.clean.txt" in storage.list_prefix(f"{s3}/cache/books")
+    # Rerun without the mirror: the books come from the S3 cache.
+    again = run_cli(
+        "pipelines", "run", *sum((["--set", o] for o in overrides), []), "--set", "ingest.offline=true",
+        env={"TALETUNE_RUNS": str(tmp_path / "runs2"), "AWS_ENDPOINT_URL": s3_server}, timeout=600,
+    )
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "(cache)" in again.stdout
+
+
+def test_a_failing_task_stops_the_run_with_its_message(tmp_path, mirror):
+    result = _run(tmp_path, mirror, "catalog={genres: {horror: {prompt: p, books: [999999]}}}", "ingest.offline=true")
+    assert result.returncode == 2
+    assert "error: ebook 999999 was not found" in result.stdout
+    assert "error: the pipeline stopped" in result.stderr and "Traceback" not in result.stderr
