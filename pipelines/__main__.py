@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def cmd_run(args) -> None:
     try:
         result = pipeline()
     except RuntimeError as exc:
-        raise TaletuneError(f"the pipeline stopped: {exc}. The failing task's log, with its error line, is above") from None
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).rstrip(".")  # KFP colours its messages
+        raise TaletuneError(f"the pipeline stopped: {message}. The failing task's log, with its error line, is above") from None
     dataset = Path(result.output.path)
     run_dir = dataset.parents[1]
     (run_dir / "experiment.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))

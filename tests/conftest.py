@@ -6,6 +6,7 @@ here touches the network.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import socket
@@ -119,12 +120,13 @@ def _wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: flo
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
-@pytest.fixture(scope="session")
-def s3_server():
+@contextlib.contextmanager
+def moto_server(**env: str):
     """moto's S3 server in its own process on 127.0.0.1; yields its endpoint URL."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -134,6 +136,12 @@ def s3_server():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -83,3 +83,10 @@ def test_every_shipped_config_loads():
 def test_unknown_config_name_lists_the_known_ones():
     with pytest.raises(TaletuneError, match="demo"):
         load_experiment("nope")
+
+
+def test_group_order_does_not_depend_on_key_order():
+    a = load_catalog({"genres": {"horror": {"prompt": "h", "books": [3, 1]}, "fairy_tale": {"prompt": "f", "books": [2]}}, "other": {"books": [9]}})
+    b = load_catalog({"other": {"books": [9]}, "genres": {"fairy_tale": {"prompt": "f", "books": [2]}, "horror": {"prompt": "h", "books": [3, 1]}}})
+    assert [(g, book.key) for g, book in a.books()] == [(g, book.key) for g, book in b.books()]
+    assert [(g, book.key) for g, book in a.books()] == [("fairy_tale", "2"), ("horror", "3"), ("horror", "1"), ("other", "9")]

@@ -98,10 +98,10 @@ def test_mirror_over_http(http_mirror, tmp_path):
 def test_ingest_writes_books_manifest_and_cache(mirror, tmp_path):
     cfg = config(tmp_path, mirror=str(mirror), offline=True)
     manifest = run_ingest(load_catalog(SMALL), cfg, tmp_path / "out")
-    assert [(b["key"], b["group"], b["source"]) for b in manifest["books"]] == [("1952", "horror", "mirror"), ("7074", "fairy_tale", "mirror")]
-    assert manifest["books"][0]["title"] == "The Yellow Wallpaper"
+    assert [(b["key"], b["group"], b["source"]) for b in manifest["books"]] == [("7074", "fairy_tale", "mirror"), ("1952", "horror", "mirror")]
+    assert manifest["books"][1]["title"] == "The Yellow Wallpaper"
     assert (tmp_path / "out" / "books" / "1952.txt").read_text().startswith("It is very seldom")
-    assert {"header", "licence"} <= set(manifest["books"][1]["removed"])
+    assert {"header", "licence"} <= set(manifest["books"][0]["removed"])
     assert (tmp_path / "out" / "provenance.json").is_file()
     for name in ("1952.txt", "1952.clean.txt", "1952.clean.json", "7074.txt"):
         assert (tmp_path / "cache" / "books" / name).is_file()

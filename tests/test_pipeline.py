@@ -82,6 +82,20 @@ def test_pipeline_with_the_book_cache_on_s3(tmp_path, mirror, s3, s3_server):
     result = _run(tmp_path, mirror, *overrides, env={"AWS_ENDPOINT_URL": s3_server})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "1952.clean.txt" in storage.list_prefix(f"{s3}/cache/books")
+
+    # The pipeline's dataset is byte for byte what the stages give when run by hand.
+    from components.dataset.config import DatasetConfig
+    from components.dataset.stage import run_dataset
+    from components.ingest.catalog import load_catalog
+    from components.ingest.config import IngestConfig
+    from components.ingest.stage import run_ingest
+
+    dataset = Path(next(line.split()[1] for line in result.stdout.splitlines() if line.startswith("dataset:")))
+    run_ingest(load_catalog(catalog), IngestConfig(mirror=str(mirror), offline=True), tmp_path / "books")
+    run_dataset(tmp_path / "books", DatasetConfig(max_rows_per_genre=None, min_lines=5), tmp_path / "by-hand")
+    for split in ("train", "validation", "test"):
+        name = f"data/{split}.parquet"
+        assert (dataset / name).read_bytes() == (tmp_path / "by-hand" / name).read_bytes()
     # Rerun without the mirror: the books come from the S3 cache.
     again = run_cli(
         "pipelines", "run", *sum((["--set", o] for o in overrides), []), "--set", "ingest.offline=true",

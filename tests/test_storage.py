@@ -1,14 +1,11 @@
 """The storage layer on local paths and on S3 (moto's server on 127.0.0.1, over HTTP)."""
 
-import subprocess
-import sys
-
 import boto3
 import pytest
 
 from components.common import storage
 from components.common.errors import TaletuneError
-from tests.conftest import _wait_for_port, free_port
+from tests.conftest import free_port, moto_server
 
 
 def test_local_roundtrip_is_atomic_and_listed(tmp_path):
@@ -68,22 +65,8 @@ def test_unreachable_endpoint_is_one_clear_error(monkeypatch):
 @pytest.fixture(scope="module")
 def s3_with_auth():
     """A second moto server that checks credentials (INITIAL_NO_AUTH_ACTION_COUNT=0)."""
-    import os
-
-    port = free_port()
-    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with moto_server(INITIAL_NO_AUTH_ACTION_COUNT="0") as url:
+        yield url
 
 
 def test_wrong_credentials_are_one_clear_error(s3_with_auth, monkeypatch):

@@ -85,8 +85,12 @@ class Catalog(StrictModel):
         return genres
 
     def groups(self) -> dict[str, list[BookRef]]:
-        """Every group's books: each genre, then 'other'."""
-        out = {name: genre.books for name, genre in self.genres.items()}
+        """Every group's books: genres by name, then 'other'.
+
+        Sorted, because a catalog passed as a KFP parameter comes back with its keys
+        reordered, and the dataset must not depend on how the catalog travelled.
+        """
+        out = {name: self.genres[name].books for name in sorted(self.genres)}
         if self.other.books:
             out[OTHER] = self.other.books
         return out

@@ -218,7 +218,7 @@ def _drop_credits(blocks: list[Block], report: CleanReport) -> list[Block]:
     for i, block in enumerate(blocks):
         text = block.text
         continuation = in_credit and (block.lines[0][:1].isspace() or text.lower().startswith(("or", "see", "(http")))
-        if (i < head and _CREDIT.match(text)) or continuation or _TRANSCRIBER.match(text) and len(text) < 2000:
+        if (i < head and _CREDIT.match(text)) or continuation or (_TRANSCRIBER.match(text) and len(text) < 2000):
             report.note("credits" if not _TRANSCRIBER.match(text) else "transcriber_note", "\n".join(block.lines))
             in_credit = True
             continue
@@ -338,5 +338,3 @@ def _drop_footnote_sections(blocks: list[Block], report: CleanReport) -> list[Bl
         out.append(block)
     return out
 
-
-__all__ = ["CleanReport", "clean_book", "decode", "is_separator"]

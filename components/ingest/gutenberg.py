@@ -94,7 +94,8 @@ class GutenbergFetcher:
             try:
                 response = self._get(url)
             except requests.RequestException as exc:
-                reason = getattr(exc, "reason", None) or exc.__class__.__name__
+                inner = exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else exc
+                reason = type(getattr(inner, "reason", inner)).__name__  # e.g. NameResolutionError
                 raise TaletuneError(
                     f"cannot download ebook {ebook} from {url} ({reason}). Offline? Set TALETUNE_GUTENBERG_MIRROR "
                     f"to a local mirror (cache/epub/<id>/pg<id>.txt), or put the file at {self.raw_cache_uri(ebook)}"
