@@ -27,6 +27,11 @@ from components.common.errors import TaletuneError
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 
 
+def cache_root() -> str:
+    """Where state that outlives a task lives: $TALETUNE_CACHE, else ~/.cache/taletune."""
+    return os.environ.get("TALETUNE_CACHE") or str(Path.home() / ".cache" / "taletune")
+
+
 def is_s3(uri: str) -> bool:
     return str(uri).startswith("s3://")
 
@@ -156,6 +161,14 @@ def list_prefix(prefix: str) -> list[str]:
     for page in pages:
         out.extend(obj["Key"][len(key) :] for obj in page.get("Contents", []))
     return sorted(out)
+
+
+def download_prefix(prefix: str, folder: str | Path) -> Path:
+    """Copy every file below an S3 (or local) prefix into a local folder; returns it."""
+    folder = Path(folder)
+    for key in list_prefix(prefix):
+        download_file(join(prefix, key), folder / key)
+    return folder
 
 
 def download_file(uri: str, path: str | Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pydantic import Field
 
@@ -30,7 +29,9 @@ class IngestConfig(StrictModel):
     max_bytes: int = Field(default=30_000_000, gt=0)
 
     def cache_root(self) -> str:
-        return self.cache or os.environ.get("TALETUNE_CACHE") or str(Path.home() / ".cache" / "taletune")
+        from components.common.storage import cache_root
+
+        return self.cache or cache_root()
 
     def mirror_location(self) -> str | None:
         return self.mirror or os.environ.get("TALETUNE_GUTENBERG_MIRROR") or None

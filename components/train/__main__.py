@@ -1,0 +1,52 @@
+"""Fine-tune a model with LoRA at the configured training levels.
+
+    python -m components.train --dataset runs/.../make-dataset/dataset --out adapters/ --set max_train_rows_per_genre=40
+    python -m components.train model smollm2-135m      # convert the alias into the model cache, once
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from components.common.cli import add_config_args, setup_logging
+from components.common.config import load_config
+from components.common.errors import main_guard
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["model"]:
+        return prepare_model(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m components.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", required=True, help="folder written by the dataset stage")
+    parser.add_argument("--out", required=True, help="output folder: level-0/ ... level-N/ and metrics.jsonl")
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+
+    from components.train.config import TrainConfig
+    from components.train.fit import run_train
+
+    summary = run_train(args.dataset, load_config(TrainConfig, args.config, args.overrides), args.out)
+    for k, record in sorted(summary.items()):
+        print(f"level {k}: val_loss {record['val_loss']:.4f}  perplexity {record['perplexity']:.2f}  -> {args.out}/level-{k}")
+
+
+def prepare_model(argv: list[str]) -> None:
+    """Resolve a model (alias, hub id, folder) into the model cache and print its folder."""
+    parser = argparse.ArgumentParser(prog="python -m components.train model", description=prepare_model.__doc__)
+    parser.add_argument("name", help="alias (smollm2-135m), hub id or folder")
+    parser.add_argument("--cache", help="model cache folder or s3:// prefix")
+    args = parser.parse_args(argv)
+    setup_logging()
+    from components.train.models import resolve
+
+    folder = resolve(args.name, args.cache)
+    print(json.dumps({"model": args.name, "folder": str(folder)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Settings of the train stage (defaults, then YAML `train:`, then `--set train.x=y`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from components.common.config import StrictModel
+
+
+class Level(StrictModel):
+    """A training level: a share of the training rows, seen for some epochs."""
+
+    fraction: float = Field(gt=0, le=1)
+    epochs: int = Field(gt=0)
+
+    @property
+    def samples_factor(self) -> float:
+        """Epochs' worth of rows this level has seen: 0.3 for 30% of the data once."""
+        return self.fraction * self.epochs
+
+
+class LoraSettings(StrictModel):
+    r: int = Field(default=16, gt=0)
+    alpha: int = Field(default=32, gt=0)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    # None: chosen per architecture (q_proj,v_proj for Llama-style; query_key_value for Falcon).
+    target_modules: list[str] | None = None
+
+
+class TrainConfig(StrictModel):
+    # A model alias (smollm2-135m, gemma3-270m), a Hugging Face hub id, a local folder,
+    # or an s3:// prefix holding a model folder.
+    model: str = "smollm2-135m"
+    # Where converted base models are cached: a folder or s3:// prefix. None means
+    # $TALETUNE_MODEL_CACHE, else <cache>/models.
+    model_cache: str | None = None
+    # Where checkpoints go (an s3:// prefix on a cluster). None: <cache>/checkpoints.
+    checkpoint_root: str | None = None
+    checkpoint_every: int = Field(default=25, gt=0)
+    trust_remote_code: bool = False
+    # Weights on load: fp32, bf16, or 8bit/4bit (bitsandbytes, CUDA only); auto picks
+    # bf16 on a GPU that supports it and fp32 otherwise.
+    precision: Literal["auto", "fp32", "bf16", "8bit", "4bit"] = "auto"
+    lora: LoraSettings = LoraSettings()
+    learning_rate: float = Field(default=2e-4, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    gradient_accumulation: int = Field(default=1, gt=0)
+    block_size: int = Field(default=512, gt=8)
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    # Pack several rows into each block (no padding); off by default, as in the reference.
+    packing: bool = False
+    # The reference study's levels; level 0 (untrained) is always evaluated too.
+    levels: list[Level] = [Level(fraction=0.3, epochs=1), Level(fraction=1.0, epochs=1), Level(fraction=1.0, epochs=3)]
+    # nested: one run, snapshotting each level on the way (3 epochs of compute for all
+    # four levels); independent: one run per level with its own schedule.
+    mode: Literal["nested", "independent"] = "nested"
+    # Caps for small runs: training rows per genre, validation rows in all.
+    max_train_rows_per_genre: int | None = Field(default=None, gt=0)
+    max_eval_rows: int = Field(default=64, gt=0)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _levels_are_ordered(self):
+        if not self.levels:
+            raise ValueError("levels is empty; give at least one {fraction, epochs}")
+        factors = [lvl.samples_factor for lvl in self.levels]
+        if self.mode == "nested":
+            if factors != sorted(set(factors)):
+                raise ValueError("in nested mode, levels must grow: each sees more rows x epochs than the one before")
+            if any(lvl.fraction < 1 and lvl.epochs > 1 for lvl in self.levels):
+                raise ValueError("nested mode snapshots one run, so a level is (fraction, 1) or (1.0, epochs); use mode: independent")
+        return self

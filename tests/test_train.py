@@ -1,0 +1,199 @@
+"""The train stage on a tiny random Llama: masking, packing, levels, resume, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from components.common.errors import TaletuneError
+from components.train import data as D
+from components.train.config import Level, TrainConfig
+from components.train.fit import lr_at, run_train, schedule
+from tests.conftest import ROOT
+from tests.tiny import make_dataset, make_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    return make_model(root / "model"), make_dataset(root / "data")
+
+
+def config(tiny_model, tmp_path, **kw) -> TrainConfig:
+    settings = dict(model=str(tiny_model), batch_size=4, block_size=64, learning_rate=5e-3, checkpoint_every=3,
+                    max_eval_rows=16, checkpoint_root=str(tmp_path / "ckpt"))
+    return TrainConfig(**{**settings, **kw})
+
+
+def test_loss_is_on_the_response_only(tiny):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny[0])
+    row = {"text": "### Human: Write me a story \n ### Assistant: the night was dark \n", "response": "the night was dark"}
+    ex = D.encode(row, tok, block_size=64)
+    trained = [t for t, label in zip(ex.input_ids, ex.labels) if label != D.IGNORE]
+    assert tok.decode(trained) == "the night was dark</s>"
+    assert ex.labels[: ex.labels.index(trained[0])] == [D.IGNORE] * ex.labels.index(trained[0])
+    assert len(D.encode(row, tok, block_size=8).input_ids) == 8
+
+
+def test_packing_fills_blocks_and_keeps_masks():
+    examples = [D.Example([1, 2, 3], [D.IGNORE, 2, 3]), D.Example([4, 5, 6, 7], [D.IGNORE, D.IGNORE, 6, 7]), D.Example([8, 9], [8, 9])]
+    packed = D.pack(examples, block_size=4)
+    assert [p.input_ids for p in packed] == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    assert [p.labels for p in packed] == [[D.IGNORE, 2, 3, D.IGNORE], [D.IGNORE, 6, 7, 8]]
+
+
+def test_nested_levels_are_prefixes_of_one_run(tiny, tmp_path):
+    examples = [D.Example([1] * (i % 7 + 1), [1] * (i % 7 + 1)) for i in range(48)]
+    micro, ends = schedule(examples, config(tiny[0], tmp_path), TrainConfig().levels)
+    assert ends == [4, 12, 36]  # 30% of an epoch, one epoch, three epochs of 48 rows at batch 4
+    for epoch in range(3):
+        seen = sorted(i for batch in micro[epoch * 12 : (epoch + 1) * 12] for i in batch)
+        assert seen == list(range(48)), "each epoch sees every row once"
+    independent = config(tiny[0], tmp_path, mode="independent")
+    micro, ends = schedule(examples, independent, [Level(fraction=0.3, epochs=2)])
+    assert ends == [8] and len({i for b in micro for i in b}) == 15
+
+
+def test_learning_rate_schedules():
+    cfg = TrainConfig(learning_rate=1.0, warmup_ratio=0.1)
+    assert [round(lr_at(s, 100, cfg, decay=False), 2) for s in (0, 9, 10, 99)] == [0.1, 1.0, 1.0, 1.0]
+    assert [round(lr_at(s, 100, cfg, decay=True), 2) for s in (0, 9, 10, 55, 99)] == [0.1, 1.0, 1.0, 0.5, 0.01]
+
+
+def test_levels_train_and_load_with_plain_peft(tiny, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    summary = run_train(tiny[1], config(tiny[0], tmp_path), tmp_path / "out")
+    losses = [summary[k]["val_loss"] for k in range(4)]
+    assert losses == sorted(losses, reverse=True) and losses[3] < losses[0], losses
+    assert [summary[k]["samples_seen"] for k in (1, 2, 3)] == [15, 48, 144]
+    assert not (tmp_path / "out" / "level-0" / "adapter_config.json").exists()
+    rows = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 37))
+
+    # Plain PEFT, no project code: the adapter reproduces the recorded validation loss.
+    level = tmp_path / "out" / "level-3"
+    assert json.loads((level / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny[0])
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny[0]), level).eval()
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny[0])
+    val = [D.encode(r, tok, 64) for r in D.read_split(tiny[1], "validation")[:16]]
+    from components.train.fit import evaluate
+
+    assert evaluate(model, val, tok)["val_loss"] == pytest.approx(summary[3]["val_loss"], rel=1e-5)
+    base = AutoModelForCausalLM.from_pretrained(tiny[0]).eval()
+    ids = torch.tensor([val[0].input_ids])
+    assert not torch.allclose(model(ids).logits, base(ids).logits)
+
+
+def _adapters(out: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return {k: load_file(out / f"level-{k}" / "adapter_model.safetensors") for k in (1, 2, 3)}
+
+
+def assert_same_adapters(a: Path, b: Path) -> None:
+    import torch
+
+    left, right = _adapters(a), _adapters(b)
+    for k in left:
+        assert left[k].keys() == right[k].keys()
+        for name in left[k]:
+            assert torch.allclose(left[k][name], right[k][name], atol=1e-6), f"level {k} {name} differs"
+
+
+def test_an_interrupted_run_resumes_to_the_same_adapters(tiny, tmp_path):
+    run_train(tiny[1], config(tiny[0], tmp_path / "a"), tmp_path / "a" / "out")
+    interrupted = config(tiny[0], tmp_path / "b")
+    with pytest.raises(InterruptedError):
+        run_train(tiny[1], interrupted, tmp_path / "b" / "out", stop_after_steps=17)
+    run_train(tiny[1], interrupted, tmp_path / "b" / "out2")
+    assert_same_adapters(tmp_path / "a" / "out", tmp_path / "b" / "out2")
+    rows = (tmp_path / "b" / "out2" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in rows] == list(range(1, 37)), "the loss history survives the interruption"
+
+
+def test_finished_levels_are_never_trained_again(tiny, tmp_path, caplog):
+    cfg = config(tiny[0], tmp_path)
+    first = run_train(tiny[1], cfg, tmp_path / "one")
+    with caplog.at_level("INFO"):
+        second = run_train(tiny[1], cfg, tmp_path / "two")
+    assert "trained already" in caplog.text
+    assert {k: v["val_loss"] for k, v in first.items()} == {k: v["val_loss"] for k, v in second.items()}
+    assert_same_adapters(tmp_path / "one", tmp_path / "two")
+
+
+def test_independent_levels(tiny, tmp_path):
+    cfg = config(tiny[0], tmp_path, mode="independent", levels=[{"fraction": 0.5, "epochs": 1}, {"fraction": 1.0, "epochs": 2}])
+    summary = run_train(tiny[1], cfg, tmp_path / "out")
+    assert [summary[k]["steps"] for k in (1, 2)] == [6, 24]
+    assert summary[2]["val_loss"] < summary[0]["val_loss"]
+
+
+def test_sigkill_mid_training_then_rerun_resumes(tiny, tmp_path):
+    """A real SIGKILL of the CLI, then the same command again: same adapters as no kill."""
+    data = make_dataset(tmp_path / "data", rows_per_genre=120)
+    args = [sys.executable, "-m", "components.train", "--dataset", str(data), "--set", f"model={tiny[0]}",
+            "--set", "batch_size=2", "--set", "block_size=64", "--set", "checkpoint_every=5", "--set", "learning_rate=5e-3"]
+    env = {**os.environ, "TALETUNE_CACHE": str(tmp_path / "cache-killed")}
+    proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = tmp_path / "cache-killed" / "checkpoints"
+    deadline = time.monotonic() + 120
+    while not list(state.rglob("level-1/training.json")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert proc.poll() is None, "training finished before it could be killed: " + proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = subprocess.run([*args, "--out", str(tmp_path / "resumed")], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stderr
+    clean_env = {**os.environ, "TALETUNE_CACHE": str(tmp_path / "cache-clean")}
+    subprocess.run([*args, "--out", str(tmp_path / "clean")], cwd=ROOT, env=clean_env, check=True, capture_output=True)
+    assert_same_adapters(tmp_path / "clean", tmp_path / "resumed")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"model": "no-such-alias"}, "unknown model 'no-such-alias'"),
+    ({"model": "/nowhere/model"}, "unknown model"),
+    ({"lora": {"target_modules": ["query_key_value"]}}, "LoRA target query_key_value matches no module"),
+    ({"block_size": 4096}, "over .* context of 256"),
+    ({"checkpoint_root": "s3://no-such-bucket/ckpt"}, "bucket 'no-such-bucket' does not exist"),
+])
+def test_bad_input_is_one_clear_error(tiny, tmp_path, settings, message, s3):
+    with pytest.raises(TaletuneError, match=message):
+        run_train(tiny[1], config(tiny[0], tmp_path).model_copy(update=settings) if "lora" not in settings
+                  else config(tiny[0], tmp_path, **settings), tmp_path / "out")
+
+
+@pytest.mark.parametrize("levels, message", [
+    ([{"fraction": 0, "epochs": 1}], "greater than 0"),
+    ([{"fraction": 1.5, "epochs": 1}], "less than or equal to 1"),
+    ([{"fraction": 1, "epochs": 0}], "greater than 0"),
+    ([{"fraction": 1, "epochs": 3}, {"fraction": 1, "epochs": 1}], "must grow"),
+])
+def test_bad_levels(levels, message):
+    from components.common.config import validate
+
+    with pytest.raises(TaletuneError, match=message):
+        validate(TrainConfig, {"levels": levels})
+
+
+def test_dataset_without_text_column(tiny, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "data").mkdir()
+    pq.write_table(pa.table({"prompt": ["p"], "response": ["r"]}), tmp_path / "data" / "train.parquet")
+    with pytest.raises(TaletuneError, match="no `text` column"):
+        run_train(tmp_path, config(tiny[0], tmp_path), tmp_path / "out")
