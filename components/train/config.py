@@ -60,6 +60,9 @@ class TrainConfig(StrictModel):
     # Caps for small runs: training rows per genre, validation rows in all.
     max_train_rows_per_genre: int | None = Field(default=None, gt=0)
     max_eval_rows: int = Field(default=64, gt=0)
+    # Independent mode only: train just this level (1-based), so a pipeline can run one
+    # task per level in parallel. None: every level, one after another.
+    only_level: int | None = Field(default=None, gt=0)
     seed: int = 42
 
     @model_validator(mode="after")
@@ -72,4 +75,6 @@ class TrainConfig(StrictModel):
                 raise ValueError("in nested mode, levels must grow: each sees more rows x epochs than the one before")
             if any(lvl.fraction < 1 and lvl.epochs > 1 for lvl in self.levels):
                 raise ValueError("nested mode snapshots one run, so a level is (fraction, 1) or (1.0, epochs); use mode: independent")
+        if self.only_level is not None and (self.mode != "independent" or self.only_level > len(self.levels)):
+            raise ValueError(f"only_level needs mode: independent and a level between 1 and {len(self.levels)}")
         return self

@@ -46,7 +46,7 @@ def task_key(dataset_dir: Path, config: TrainConfig, levels: list[Level]) -> str
     h = hashlib.sha256()
     for split in ("train", "validation"):
         h.update(hashlib.sha256((dataset_dir / "data" / f"{split}.parquet").read_bytes()).digest())
-    settings = config.model_dump(exclude={"checkpoint_root", "checkpoint_every", "model_cache", "levels"})
+    settings = config.model_dump(exclude={"checkpoint_root", "checkpoint_every", "model_cache", "levels", "only_level"})
     h.update(json.dumps({"settings": settings, "levels": [lv.model_dump() for lv in levels], "format": CHECKPOINT_FORMAT}, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
@@ -87,7 +87,7 @@ def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path,
     if config.mode == "nested":
         runs = [(config.levels, list(range(1, len(config.levels) + 1)))]
     else:
-        runs = [([lv], [k]) for k, lv in enumerate(config.levels, start=1)]
+        runs = [([lv], [k]) for k, lv in enumerate(config.levels, start=1) if config.only_level in (None, k)]
     for levels, numbers in runs:
         if config.mode == "independent":
             reset_lora(model, config.seed)
@@ -219,7 +219,14 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
                 log.info("step %d/%d loss %.4f lr %.2e", step, total, row["loss"], lr)
             for k, lv, end in zip(numbers, levels, ends):
                 if step == end and k not in done:
-                    info = {**base_info, "steps": step, "samples_seen": min(step * config.batch_size * config.gradient_accumulation, math.ceil(lv.samples_factor * len(train))), "train_loss": row["loss"]}
+                    info = {
+                        **base_info,
+                        "steps": step,
+                        "samples_seen": min(step * config.batch_size * config.gradient_accumulation, math.ceil(lv.samples_factor * len(train))),
+                        "train_loss": row["loss"],
+                        # Of this process's training time (a resumed run counts from the resume).
+                        "tokens_per_second": tokens / (time.perf_counter() - started),
+                    }
                     paused = time.perf_counter()
                     result = evaluate(model, val, tokenizer)
                     with tempfile.TemporaryDirectory() as stage:
@@ -235,11 +242,7 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
                 raise InterruptedError(f"stopped after {step} steps, as asked")
     finally:
         metrics_file.close()
-    seconds = time.perf_counter() - started
-    summary = {k: _export(prefix, k, out) for k in numbers}
-    for record in summary.values():
-        record["tokens_per_second"] = tokens / seconds if tokens else None
-    return summary
+    return {k: _export(prefix, k, out) for k in numbers}
 
 
 def _trainable_state(model) -> dict:
