@@ -197,3 +197,19 @@ def test_dataset_without_text_column(tiny, tmp_path):
     pq.write_table(pa.table({"prompt": ["p"], "response": ["r"]}), tmp_path / "data" / "train.parquet")
     with pytest.raises(TaletuneError, match="no `text` column"):
         run_train(tmp_path, config(tiny[0], tmp_path), tmp_path / "out")
+
+
+def test_merge_gives_the_same_outputs_as_base_plus_adapter(tiny, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from components.train.merge import merge
+
+    run_train(tiny[1], config(tiny[0], tmp_path), tmp_path / "out")
+    merged = AutoModelForCausalLM.from_pretrained(merge(tmp_path / "out" / "level-3", tmp_path / "merged")).eval()
+    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny[0]), tmp_path / "out" / "level-3").eval()
+    ids = torch.tensor([[1, 5, 9, 13, 17]])
+    assert torch.allclose(merged(ids).logits, adapted(ids).logits, atol=1e-5)
+    with pytest.raises(TaletuneError, match="level 0 is the base model"):
+        merge(tmp_path / "out" / "level-0", tmp_path / "m0")

@@ -2,6 +2,7 @@
 
     python -m components.train --dataset runs/.../make-dataset/dataset --out adapters/ --set max_train_rows_per_genre=40
     python -m components.train model smollm2-135m      # convert the alias into the model cache, once
+    python -m components.train merge --adapter adapters/level-3 --out merged/
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["model"]:
         return prepare_model(argv[1:])
+    if argv[:1] == ["merge"]:
+        return merge_adapter(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m components.train", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True, help="folder written by the dataset stage")
     parser.add_argument("--out", required=True, help="output folder: level-0/ ... level-N/ and metrics.jsonl")
@@ -46,6 +49,19 @@ def prepare_model(argv: list[str]) -> None:
 
     folder = resolve(args.name, args.cache)
     print(json.dumps({"model": args.name, "folder": str(folder)}))
+
+
+def merge_adapter(argv: list[str]) -> None:
+    """Merge a level's adapter into its base model: a standalone safetensors model folder."""
+    parser = argparse.ArgumentParser(prog="python -m components.train merge", description=merge_adapter.__doc__)
+    parser.add_argument("--adapter", required=True, help="a level folder (adapter_config.json, adapter_model.safetensors)")
+    parser.add_argument("--out", required=True, help="output model folder")
+    parser.add_argument("--base", help="base model folder (default: the adapter's base_model_name_or_path)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    from components.train.merge import merge
+
+    print(f"merged model in {merge(args.adapter, args.out, args.base)}")
 
 
 if __name__ == "__main__":

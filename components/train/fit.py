@@ -189,7 +189,6 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
     with open(out / "metrics.jsonl", "w") as fh:  # the full history, then appended live
         for row in history:
             fh.write(json.dumps(row) + "\n")
-    device = next(model.parameters()).device
     model.train()
     tokens, started = 0, time.perf_counter()
     metrics_file = open(out / "metrics.jsonl", "a")
@@ -198,20 +197,11 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
             lr = lr_at(step, total, config, decay=config.mode == "independent")
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            loss_sum, count = 0.0, 0
             first = step * config.gradient_accumulation
-            for idx in micro[first : first + config.gradient_accumulation]:
-                batch = {k: v.to(device) for k, v in D.collate([train[i] for i in idx], tokenizer.pad_token_id).items()}
-                n_tok = int((batch["labels"] != D.IGNORE).sum())
-                loss = model(**batch).loss
-                (loss / config.gradient_accumulation).backward()
-                loss_sum += loss.item() * n_tok
-                count += n_tok
-                tokens += int(batch["attention_mask"].sum())
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss, n_tokens = train_step(model, optimizer, micro[first : first + config.gradient_accumulation], train, tokenizer.pad_token_id)
+            tokens += n_tokens
             step += 1
-            row = {"step": step, "loss": loss_sum / max(1, count), "lr": lr}
+            row = {"step": step, "loss": loss, "lr": lr}
             history.append(row)
             metrics_file.write(json.dumps(row) + "\n")
             metrics_file.flush()
@@ -243,6 +233,44 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
     finally:
         metrics_file.close()
     return {k: _export(prefix, k, out) for k in numbers}
+
+
+def train_step(model, optimizer, micro: list[list[int]], examples: list, pad_id: int) -> tuple[float, int]:
+    """One optimizer step over some micro-batches; returns (mean response loss, tokens)."""
+    device = next(model.parameters()).device
+    loss_sum, count, tokens = 0.0, 0, 0
+    for idx in micro:
+        batch = {k: v.to(device) for k, v in D.collate([examples[i] for i in idx], pad_id).items()}
+        loss, n_labels = response_loss(model, batch)
+        (loss / len(micro)).backward()
+        loss_sum += loss.item() * n_labels
+        count += n_labels
+        tokens += int(batch["attention_mask"].sum())
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum / max(1, count), tokens
+
+
+def response_loss(model, batch: dict):
+    """Next-token cross-entropy on the response tokens, and how many there are.
+
+    The output layer (576 x 49,152 for SmolLM2, a fifth of its compute) runs only on
+    the positions that have a label: not on the prompt, the padding or the last token.
+    Models that post-process logits (soft-capping, scaling) take the plain path.
+    """
+    import torch.nn.functional as F
+
+    targets = batch["labels"][:, 1:]
+    keep = targets != D.IGNORE
+    n_labels = int(keep.sum())
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder, head = getattr(base, "model", None), base.get_output_embeddings()
+    plain = decoder is None or head is None or getattr(base.config, "final_logit_softcapping", None) or hasattr(base, "logit_scale")
+    if plain:
+        return model(**batch).loss, n_labels
+    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    logits = head(hidden[:, :-1][keep])
+    return F.cross_entropy(logits.float(), targets[keep]), n_labels
 
 
 def _trainable_state(model) -> dict:
