@@ -14,7 +14,7 @@ from components.common.errors import TaletuneError
 from components.train import data as D
 from components.train.config import Level, TrainConfig
 from components.train.fit import lr_at, run_train, schedule
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.tiny import make_dataset, make_model
 
 
@@ -102,14 +102,14 @@ def _adapters(out: Path) -> dict:
     return {k: load_file(out / f"level-{k}" / "adapter_model.safetensors") for k in (1, 2, 3)}
 
 
-def assert_same_adapters(a: Path, b: Path) -> None:
+def assert_same_adapters(a: Path, b: Path, atol: float = 1e-6) -> None:
     import torch
 
     left, right = _adapters(a), _adapters(b)
     for k in left:
         assert left[k].keys() == right[k].keys()
         for name in left[k]:
-            assert torch.allclose(left[k][name], right[k][name], atol=1e-6), f"level {k} {name} differs"
+            assert torch.allclose(left[k][name], right[k][name], atol=atol), f"level {k} {name} differs"
 
 
 def test_an_interrupted_run_resumes_to_the_same_adapters(tiny, tmp_path):
@@ -213,3 +213,20 @@ def test_merge_gives_the_same_outputs_as_base_plus_adapter(tiny, tmp_path):
     assert torch.allclose(merged(ids).logits, adapted(ids).logits, atol=1e-5)
     with pytest.raises(TaletuneError, match="level 0 is the base model"):
         merge(tmp_path / "out" / "level-0", tmp_path / "m0")
+
+
+def test_two_processes_under_accelerate_match_one(tiny, tmp_path):
+    """`accelerate launch` with 2 CPU processes (gloo) gives the single process's adapters."""
+    args = ["-m", "components.train", "--dataset", str(tiny[1]), "--set", f"model={tiny[0]}", "--set", "batch_size=4",
+            "--set", "block_size=64", "--set", "learning_rate=5e-3", "--set", "lora.dropout=0"]
+    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "TALETUNE_CACHE": str(tmp_path / "c1")})
+    assert one.returncode == 0, one.stderr[-3000:]
+    # `--multi_gpu` selects the torchrun launcher; with no GPU, accelerate uses gloo (MULTI_CPU).
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
+    two = subprocess.run([*launch, *args, "--out", str(tmp_path / "two")], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "TALETUNE_CACHE": str(tmp_path / "c2")}, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "data parallel over 2 processes (this is rank 1)" in two.stderr
+    assert_same_adapters(tmp_path / "one", tmp_path / "two", atol=1e-5)

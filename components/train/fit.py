@@ -30,6 +30,7 @@ from components.common import storage
 from components.common.errors import TaletuneError
 from components.common.provenance import provenance
 from components.train import data as D
+from components.train import distributed as dist
 from components.train.config import Level, TrainConfig
 from components.train.models import default_targets, load_base, model_cache
 
@@ -70,7 +71,12 @@ def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path,
     val_rows = D.read_split(dataset_dir, "validation")[: config.max_eval_rows]
     if not train_rows:
         raise TaletuneError(f"{dataset_dir} has no training rows with a prompt")
-    storage.check_writable(checkpoint_root(config))
+    if dist.world() > 1:
+        log.info("data parallel over %d processes (this is rank %d)", dist.world(), dist.rank())
+    if dist.is_main():
+        storage.check_writable(checkpoint_root(config))
+    else:  # under `accelerate launch`, only the main process writes the outputs
+        out = Path(tempfile.mkdtemp(prefix=f"taletune-rank{dist.rank()}-"))
 
     model, tokenizer, folder = load_base(config.model, config.model_cache, config.precision, config.trust_remote_code)
     context = getattr(model.config, "max_position_embeddings", None)
@@ -222,13 +228,17 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
                     with tempfile.TemporaryDirectory() as stage:
                         done[k] = write_level(Path(stage), model, model, tokenizer, config, lv, k, result, info)
                         # training.json sorts last, so a level counts as done only once whole.
-                        storage.copy_prefix(stage, storage.join(prefix, f"level-{k}"))
+                        if dist.is_main():
+                            storage.copy_prefix(stage, storage.join(prefix, f"level-{k}"))
+                    dist.barrier()
                     started += time.perf_counter() - paused  # tokens/s counts training time only
                     model.train()
-            if step % config.checkpoint_every == 0 and step < total:
-                _save_state(state_uri, model, optimizer, step, history)
-            if stop_after_steps is not None and step >= stop_after_steps and step < total:
-                _save_state(state_uri, model, optimizer, step, history)
+            stopping = stop_after_steps is not None and step >= stop_after_steps and step < total
+            if (step % config.checkpoint_every == 0 and step < total) or stopping:
+                if dist.is_main():
+                    _save_state(state_uri, model, optimizer, step, history)
+                dist.barrier()
+            if stopping:
                 raise InterruptedError(f"stopped after {step} steps, as asked")
     finally:
         metrics_file.close()
@@ -236,19 +246,29 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
 
 
 def train_step(model, optimizer, micro: list[list[int]], examples: list, pad_id: int) -> tuple[float, int]:
-    """One optimizer step over some micro-batches; returns (mean response loss, tokens)."""
+    """One optimizer step over some micro-batches; returns (mean response loss, tokens).
+
+    Each micro-batch's loss is the mean over its response tokens. Under `accelerate
+    launch` every process takes a share of each micro-batch and the loss is scaled by
+    the global token count, so the summed gradients equal a single process's.
+    """
     device = next(model.parameters()).device
     loss_sum, count, tokens = 0.0, 0, 0
     for idx in micro:
-        batch = {k: v.to(device) for k, v in D.collate([examples[i] for i in idx], pad_id).items()}
-        loss, n_labels = response_loss(model, batch)
-        (loss / len(micro)).backward()
-        loss_sum += loss.item() * n_labels
-        count += n_labels
-        tokens += int(batch["attention_mask"].sum())
+        mine = dist.shard(idx)
+        labels_here = sum(sum(label != D.IGNORE for label in examples[i].labels[1:]) for i in mine)
+        n_global = dist.sum_(labels_here)
+        if mine:
+            batch = {k: v.to(device) for k, v in D.collate([examples[i] for i in mine], pad_id).items()}
+            loss, n_labels = response_loss(model, batch)
+            (loss * n_labels / max(1.0, n_global) / len(micro)).backward()
+            loss_sum += loss.item() * n_labels
+            tokens += int(batch["attention_mask"].sum())
+        count += n_global
+    dist.sum_gradients(p for p in model.parameters() if p.requires_grad)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss_sum / max(1, count), tokens
+    return dist.sum_(loss_sum) / max(1, count), int(dist.sum_(tokens))
 
 
 def response_loss(model, batch: dict):
