@@ -230,3 +230,17 @@ def test_two_processes_under_accelerate_match_one(tiny, tmp_path):
     assert two.returncode == 0, two.stderr[-3000:]
     assert "data parallel over 2 processes (this is rank 1)" in two.stderr
     assert_same_adapters(tmp_path / "one", tmp_path / "two", atol=1e-5)
+
+
+def test_falcon_7b_default_targets_give_the_reference_trainable_parameters():
+    """r=16 on query_key_value of Falcon-7B: the reference's 4,718,592 (built on the meta device, no weights)."""
+    import torch
+    from transformers import FalconConfig, FalconForCausalLM
+
+    from components.train.fit import attach_lora
+
+    falcon = FalconConfig(hidden_size=4544, num_hidden_layers=32, num_attention_heads=71, multi_query=True,
+                          new_decoder_architecture=False, parallel_attn=True, bias=False, vocab_size=65024)
+    with torch.device("meta"):
+        model = attach_lora(FalconForCausalLM(falcon), TrainConfig(model="tiiuae/falcon-7b-instruct"))
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 4_718_592
