@@ -1,5 +1,5 @@
 # KFP reads the annotations at runtime: no `from __future__ import annotations` here.
-"""The taletune DAG: ingest -> dataset (later: train -> generate -> evaluate -> report).
+"""The taletune DAG: ingest -> dataset -> train -> one Model per level (later: generate -> evaluate -> report).
 
     python -m pipelines compile --config full --out taletune.yaml
 
