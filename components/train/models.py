@@ -51,7 +51,9 @@ def model_cache(configured: str | None = None) -> str:
 
 def _local_staging(name: str) -> Path:
     """A local folder for models whose cache lives on S3 (they must be on disk to load)."""
-    return Path(storage.cache_root() if not storage.is_s3(storage.cache_root()) else Path.home() / ".cache" / "taletune") / "staging" / name
+    root = storage.cache_root()
+    base = Path.home() / ".cache" / "taletune" if storage.is_s3(root) else Path(root)
+    return base / "staging" / name
 
 
 def gguf_file(alias: str) -> Path:
