@@ -89,7 +89,7 @@ def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path,
 
     model = attach_lora(model, config)
     base_info = {"model": config.model, "base_folder": str(folder), "train_rows": len(train_rows), "val_rows": len(val_rows)}
-    summary = {0: write_level(out / "level-0", None, model, tokenizer, config, Level(fraction=1, epochs=1), 0, evaluate(model, val, tokenizer, base=True), base_info)}
+    summary = {0: write_level(out / "level-0", model, config, Level(fraction=1, epochs=1), 0, evaluate(model, val, tokenizer, base=True), base_info)}
     if config.mode == "nested":
         runs = [(config.levels, list(range(1, len(config.levels) + 1)))]
     else:
@@ -226,7 +226,7 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
                     paused = time.perf_counter()
                     result = evaluate(model, val, tokenizer)
                     with tempfile.TemporaryDirectory() as stage:
-                        done[k] = write_level(Path(stage), model, model, tokenizer, config, lv, k, result, info)
+                        done[k] = write_level(Path(stage), model, config, lv, k, result, info)
                         # training.json sorts last, so a level counts as done only once whole.
                         if dist.is_main():
                             storage.copy_prefix(stage, storage.join(prefix, f"level-{k}"))
@@ -345,11 +345,11 @@ def evaluate(model, val: list, tokenizer, base: bool = False, batch_size: int = 
     return {"val_loss": loss, "perplexity": math.exp(loss)}
 
 
-def write_level(folder: Path, adapter_model, model, tokenizer, config: TrainConfig, level: Level, k: int, result: dict, info: dict) -> dict:
-    """A level's artifact: the PEFT adapter (none for level 0) and training.json."""
+def write_level(folder: Path, model, config: TrainConfig, level: Level, k: int, result: dict, info: dict) -> dict:
+    """A level's artifact: the PEFT adapter (none for level 0, the untrained base) and training.json."""
     folder.mkdir(parents=True, exist_ok=True)
-    if adapter_model is not None:
-        adapter_model.save_pretrained(folder, safe_serialization=True)
+    if k:
+        model.save_pretrained(folder, safe_serialization=True)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if k else 0
     record = {
         "level": k,
