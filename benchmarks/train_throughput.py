@@ -92,9 +92,10 @@ def run_trainer(config, examples) -> tuple[float, int]:
     return seconds, sum(len(e.input_ids) for e in examples)
 
 
-def run_taletune(config, examples, compile: bool = False) -> tuple[float, int]:
-    """taletune's train step; with `compile`, the decoder goes through torch.compile and
-    the first batch (which pays for the compilation) is timed apart and left out."""
+def run_taletune(config, examples, compile: bool = False, amp=None) -> tuple[float, int]:
+    """taletune's train step; with `compile`, the decoder goes through torch.compile (as
+    `train.compile: true` does) and the first batch, which pays for the compilation, is
+    timed apart and left out; `amp` is an autocast dtype (`train.precision: bf16-mixed`)."""
     import random
 
     import torch
@@ -109,15 +110,14 @@ def run_taletune(config, examples, compile: bool = False) -> tuple[float, int]:
     random.Random(0).shuffle(order)
     batches = D.batches(order, examples, config.batch_size)
     if compile:
-        base = model.get_base_model()
-        base.model = torch.compile(base.model)
+        model.get_base_model().model.compile()
         start = time.perf_counter()
-        train_step(model, optimizer, [batches[0]], examples, tokenizer.pad_token_id)
+        train_step(model, optimizer, [batches[0]], examples, tokenizer.pad_token_id, amp)
         print(f"  (compile and first step: {time.perf_counter() - start:.0f} s, not counted)", flush=True)
         batches = batches[1:]
     tokens, start = 0, time.perf_counter()
     for batch in batches:
-        tokens += train_step(model, optimizer, [batch], examples, tokenizer.pad_token_id)[1]
+        tokens += train_step(model, optimizer, [batch], examples, tokenizer.pad_token_id, amp)[1]
     return time.perf_counter() - start, tokens
 
 
@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dataset", help="a dataset stage output folder (default: build the demo dataset from the mirror)")
     parser.add_argument("--compile", action="store_true", help="also time taletune with the decoder under torch.compile")
+    parser.add_argument("--bf16", action="store_true", help="also time taletune under bf16 autocast (fast only on CPUs with AVX512-BF16 or AMX)")
     args = parser.parse_args()
 
     import torch
@@ -146,6 +147,8 @@ def main() -> None:
     runs = [("trainer", run_trainer), ("taletune", run_taletune)]
     if args.compile:
         runs.append(("compiled", lambda c, e: run_taletune(c, e, compile=True)))
+    if args.bf16:
+        runs.append(("bf16", lambda c, e: run_taletune(c, e, amp=torch.bfloat16)))
     results: dict[str, list[float]] = {name: [] for name, _ in runs}
     for _ in range(args.repeats):  # alternate, so drift on a shared machine hits both
         for name, fn in runs:
@@ -163,6 +166,11 @@ def main() -> None:
         compiled = statistics.median(results["compiled"])
         print(f"taletune + torch.compile (compile time not counted):    {compiled:7.1f} tokens/s  MFU {compiled * per_token / 1e9 / peak:5.1%}")
         print(f"ratio taletune+compile / Trainer: {compiled / base:.2f}x")
+    if args.bf16:
+        mixed = statistics.median(results["bf16"])
+        print(f"taletune + bf16 autocast:                               {mixed:7.1f} tokens/s  (native bf16: "
+              f"{torch.ops.mkldnn._is_mkldnn_bf16_supported()})")
+        print(f"ratio taletune+bf16 / Trainer: {mixed / base:.2f}x")
     print(f"ratio taletune / Trainer: {ours / base:.2f}x   (fp32 matmul peak measured now: {peak:.0f} GFLOP/s; "
           f"{per_token / 1e6:.0f} MFLOP per token)")
 

@@ -244,3 +244,30 @@ def test_falcon_7b_default_targets_give_the_reference_trainable_parameters():
     with torch.device("meta"):
         model = attach_lora(FalconForCausalLM(falcon), TrainConfig(model="tiiuae/falcon-7b-instruct"))
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 4_718_592
+
+
+def test_bf16_mixed_trains_fp32_weights_under_autocast(tiny, tmp_path):
+    import torch
+
+    summary = run_train(tiny[1], config(tiny[0], tmp_path, precision="bf16-mixed", levels=[Level(fraction=1, epochs=1)]), tmp_path / "out")
+    assert summary[1]["autocast"] == "bfloat16" and summary[0]["autocast"] == "bfloat16"
+    assert summary[1]["val_loss"] < summary[0]["val_loss"]
+    from safetensors.torch import load_file
+
+    weights = load_file(tmp_path / "out" / "level-1" / "adapter_model.safetensors")
+    assert {w.dtype for w in weights.values()} == {torch.float32}, "master weights stay fp32"
+
+
+@pytest.mark.slow  # inductor's first compile takes minutes on this CPU
+def test_compiled_decoder_gives_the_same_adapter_names(tiny, tmp_path):
+    from safetensors.torch import load_file
+
+    # No LoRA dropout: inductor draws its own random masks, so only then can the weights match.
+    same = dict(levels=[Level(fraction=1, epochs=1)], lora={"dropout": 0.0})
+    run_train(tiny[1], config(tiny[0], tmp_path / "a", **same), tmp_path / "eager")
+    run_train(tiny[1], config(tiny[0], tmp_path / "b", compile=True, **same), tmp_path / "compiled")
+    eager = load_file(tmp_path / "eager" / "level-1" / "adapter_model.safetensors")
+    compiled = load_file(tmp_path / "compiled" / "level-1" / "adapter_model.safetensors")
+    assert eager.keys() == compiled.keys()
+    for name in eager:
+        assert (eager[name] - compiled[name]).abs().max() < 1e-3, name

@@ -40,9 +40,13 @@ class TrainConfig(StrictModel):
     checkpoint_root: str | None = None
     checkpoint_every: int = Field(default=25, gt=0)
     trust_remote_code: bool = False
-    # Weights on load: fp32, bf16, or 8bit/4bit (bitsandbytes, CUDA only); auto picks
-    # bf16 on a GPU that supports it and fp32 otherwise.
-    precision: Literal["auto", "fp32", "bf16", "8bit", "4bit"] = "auto"
+    # fp32; bf16 weights; bf16-mixed (fp32 weights, bf16 autocast: the fast path on CPUs
+    # with AVX512-BF16 or AMX); 8bit/4bit (bitsandbytes, CUDA only). auto picks bf16 on a
+    # GPU that supports it, bf16-mixed on a CPU that does, and fp32 otherwise.
+    precision: Literal["auto", "fp32", "bf16", "bf16-mixed", "8bit", "4bit"] = "auto"
+    # Run the decoder under torch.compile: about 1.3x on this project's CPU, but the first
+    # compile takes minutes, so it pays only for long runs (docs/benchmarks.md).
+    compile: bool = False
     lora: LoraSettings = LoraSettings()
     learning_rate: float = Field(default=2e-4, gt=0)
     batch_size: int = Field(default=8, gt=0)

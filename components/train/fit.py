@@ -32,7 +32,7 @@ from components.common.provenance import provenance
 from components.train import data as D
 from components.train import distributed as dist
 from components.train.config import Level, TrainConfig
-from components.train.models import default_targets, load_base, model_cache
+from components.train.models import autocast, autocast_dtype, default_targets, load_base, model_cache
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def task_key(dataset_dir: Path, config: TrainConfig, levels: list[Level]) -> str
     h = hashlib.sha256()
     for split in ("train", "validation"):
         h.update(hashlib.sha256((dataset_dir / "data" / f"{split}.parquet").read_bytes()).digest())
-    settings = config.model_dump(exclude={"checkpoint_root", "checkpoint_every", "model_cache", "levels", "only_level"})
+    settings = config.model_dump(exclude={"checkpoint_root", "checkpoint_every", "model_cache", "levels", "only_level", "compile"})
     h.update(json.dumps({"settings": settings, "levels": [lv.model_dump() for lv in levels], "format": CHECKPOINT_FORMAT}, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
@@ -88,8 +88,14 @@ def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path,
     val = [D.encode(r, tokenizer, config.block_size) for r in val_rows]
 
     model = attach_lora(model, config)
-    base_info = {"model": config.model, "base_folder": str(folder), "train_rows": len(train_rows), "val_rows": len(val_rows)}
-    summary = {0: write_level(out / "level-0", model, config, Level(fraction=1, epochs=1), 0, evaluate(model, val, tokenizer, base=True), base_info)}
+    amp = autocast_dtype(config.precision)
+    if config.compile:
+        # In place, so parameter names (checkpoints, adapters) stay those of the model.
+        model.get_base_model().model.compile()
+    base_info = {"model": config.model, "base_folder": str(folder), "train_rows": len(train_rows), "val_rows": len(val_rows),
+                 "autocast": str(amp).removeprefix("torch.") if amp else None}
+    level0 = evaluate(model, val, tokenizer, base=True, amp=amp)
+    summary = {0: write_level(out / "level-0", model, config, Level(fraction=1, epochs=1), 0, level0, base_info)}
     if config.mode == "nested":
         runs = [(config.levels, list(range(1, len(config.levels) + 1)))]
     else:
@@ -98,7 +104,7 @@ def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path,
         if config.mode == "independent":
             reset_lora(model, config.seed)
         key = task_key(dataset_dir, config, levels)
-        summary.update(fit(model, tokenizer, train, val, config, levels, numbers, key, out, base_info, stop_after_steps))
+        summary.update(fit(model, tokenizer, train, val, config, levels, numbers, key, out, base_info, stop_after_steps, amp))
     return summary
 
 
@@ -167,8 +173,9 @@ def schedule(examples: list, config: TrainConfig, levels: list[Level]) -> tuple[
     return micro[: ends_micro[-1]], ends
 
 
-def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key, out: Path, base_info, stop_after_steps):
+def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key, out: Path, base_info, stop_after_steps, amp=None):
     import torch
+    from tqdm.auto import tqdm
 
     prefix = storage.join(checkpoint_root(config), key)
     done = {k: json.loads(storage.read_text(storage.join(prefix, f"level-{k}", "training.json")))
@@ -198,21 +205,22 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
     model.train()
     tokens, started = 0, time.perf_counter()
     metrics_file = open(out / "metrics.jsonl", "a")
+    progress = tqdm(total=total, initial=step, desc=f"train {key}", unit="step", disable=not dist.is_main(), mininterval=5)
     try:
         while step < total:
             lr = lr_at(step, total, config, decay=config.mode == "independent")
             for g in optimizer.param_groups:
                 g["lr"] = lr
             first = step * config.gradient_accumulation
-            loss, n_tokens = train_step(model, optimizer, micro[first : first + config.gradient_accumulation], train, tokenizer.pad_token_id)
+            loss, n_tokens = train_step(model, optimizer, micro[first : first + config.gradient_accumulation], train, tokenizer.pad_token_id, amp)
             tokens += n_tokens
             step += 1
             row = {"step": step, "loss": loss, "lr": lr}
             history.append(row)
             metrics_file.write(json.dumps(row) + "\n")
             metrics_file.flush()
-            if step % 10 == 0 or step == total:
-                log.info("step %d/%d loss %.4f lr %.2e", step, total, row["loss"], lr)
+            progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", refresh=False)
+            progress.update()
             for k, lv, end in zip(numbers, levels, ends):
                 if step == end and k not in done:
                     info = {
@@ -224,7 +232,8 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
                         "tokens_per_second": tokens / (time.perf_counter() - started),
                     }
                     paused = time.perf_counter()
-                    result = evaluate(model, val, tokenizer)
+                    result = evaluate(model, val, tokenizer, amp=amp)
+                    log.info("level %d at step %d: train loss %.4f, validation loss %s", k, step, row["loss"], result["val_loss"])
                     with tempfile.TemporaryDirectory() as stage:
                         done[k] = write_level(Path(stage), model, config, lv, k, result, info)
                         # training.json sorts last, so a level counts as done only once whole.
@@ -241,11 +250,12 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
             if stopping:
                 raise InterruptedError(f"stopped after {step} steps, as asked")
     finally:
+        progress.close()
         metrics_file.close()
     return {k: _export(prefix, k, out) for k in numbers}
 
 
-def train_step(model, optimizer, micro: list[list[int]], examples: list, pad_id: int) -> tuple[float, int]:
+def train_step(model, optimizer, micro: list[list[int]], examples: list, pad_id: int, amp=None) -> tuple[float, int]:
     """One optimizer step over some micro-batches; returns (mean response loss, tokens).
 
     Each micro-batch's loss is the mean over its response tokens. Under `accelerate
@@ -260,7 +270,8 @@ def train_step(model, optimizer, micro: list[list[int]], examples: list, pad_id:
         n_global = dist.sum_(labels_here)
         if mine:
             batch = {k: v.to(device) for k, v in D.collate([examples[i] for i in mine], pad_id).items()}
-            loss, n_labels = response_loss(model, batch)
+            with autocast(model, amp):
+                loss, n_labels = response_loss(model, batch)
             (loss * n_labels / max(1.0, n_global) / len(micro)).backward()
             loss_sum += loss.item() * n_labels
             tokens += int(batch["attention_mask"].sum())
@@ -323,7 +334,7 @@ def _export(prefix: str, k: int, out: Path) -> dict:
 # ------------------------------------------------------------------ evaluate and save
 
 
-def evaluate(model, val: list, tokenizer, base: bool = False, batch_size: int = 8) -> dict:
+def evaluate(model, val: list, tokenizer, base: bool = False, batch_size: int = 8, amp=None) -> dict:
     """Mean loss over response tokens of the validation rows, and perplexity."""
     import contextlib
 
@@ -335,11 +346,11 @@ def evaluate(model, val: list, tokenizer, base: bool = False, batch_size: int = 
     device = next(model.parameters()).device
     total, count = 0.0, 0
     adapter_off = model.disable_adapter() if base and hasattr(model, "disable_adapter") else contextlib.nullcontext()
-    with torch.no_grad(), adapter_off:
+    with torch.no_grad(), adapter_off, autocast(model, amp):
         for i in range(0, len(val), batch_size):
             batch = {k: v.to(device) for k, v in D.collate(val[i : i + batch_size], tokenizer.pad_token_id).items()}
             n = int((batch["labels"][:, 1:] != D.IGNORE).sum())
-            total += float(model(**batch).loss) * n
+            total += float(response_loss(model, batch)[0]) * n
             count += n
     loss = total / max(1, count)
     return {"val_loss": loss, "perplexity": math.exp(loss)}

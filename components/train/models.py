@@ -154,6 +154,30 @@ def default_targets(model) -> list[str]:
     )
 
 
+def autocast_dtype(precision: str):
+    """The dtype to autocast to, or None. `auto` autocasts only on a CPU that does bf16
+    natively (AVX512-BF16, AMX): elsewhere bf16 is emulated and slower than fp32."""
+    import torch
+
+    if precision == "bf16-mixed":
+        return torch.bfloat16
+    if precision != "auto" or torch.cuda.is_available():
+        return None
+    native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return torch.bfloat16 if native else None
+
+
+def autocast(model, dtype):
+    """`torch.autocast` on the model's device for `dtype`; a no-op context for None."""
+    import contextlib
+
+    import torch
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(next(model.parameters()).device.type, dtype=dtype)
+
+
 def load_base(name: str, cache: str | None, precision: str = "auto", trust_remote_code: bool = False):
     """(model, tokenizer, folder) ready for LoRA; 8-bit and 4-bit need CUDA and bitsandbytes."""
     import torch
