@@ -68,6 +68,10 @@ def cmd_run(args) -> None:
     for record in sorted(run_dir.glob("select-level*/adapter/training.json")):
         info = json.loads(record.read_text())
         print(f"level {info['level']}:    {record.parent}  (val_loss {info['val_loss']:.4f}, perplexity {info['perplexity']:.2f})")
+    for summary in sorted(run_dir.glob("generate*/stories/summary.json")):
+        info = json.loads(summary.read_text())
+        print(f"stories, level {info['level']}: {summary.parent / 'stories.jsonl'}  ({info['stories']} stories, "
+              f"{info['tokens_per_second']:.0f} tokens/s, {info['degenerate_share']:.0%} flagged)")
 
 
 def cmd_compile(args) -> None:

@@ -12,11 +12,12 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from components.common.config import StrictModel, load_config
 from components.common.errors import TaletuneError
 from components.dataset.config import DatasetConfig
+from components.generate.config import GenerateConfig
 from components.ingest.config import IngestConfig
 from components.train.config import TrainConfig
 
@@ -31,7 +32,7 @@ class Toleration(StrictModel):
 
 
 class GpuConfig(StrictModel):
-    """The GPU nodes the train (and later generate) tasks ask for."""
+    """The GPU nodes the train and generate tasks ask for."""
 
     accelerator: str = "nvidia.com/gpu"
     count: int = Field(default=1, ge=0)  # 0: train on CPU nodes
@@ -65,7 +66,19 @@ class ExperimentConfig(StrictModel):
     ingest: IngestConfig = IngestConfig()
     dataset: DatasetConfig = DatasetConfig()
     train: TrainConfig = TrainConfig()
+    # Its model, model cache and template follow train and dataset unless set here.
+    generate: GenerateConfig = GenerateConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
+
+    @model_validator(mode="after")
+    def _generate_follows_training(self):
+        given = self.generate.model_fields_set
+        follow = {"model": self.train.model, "model_cache": self.train.model_cache,
+                  "trust_remote_code": self.train.trust_remote_code, "template": self.dataset.template}
+        for key, value in follow.items():
+            if key not in given:
+                setattr(self.generate, key, value)
+        return self
 
 
 def config_path(name_or_file: str) -> Path:

@@ -1,5 +1,5 @@
 # KFP reads the annotations at runtime: no `from __future__ import annotations` here.
-"""The taletune DAG: ingest -> dataset -> train -> one Model per level (later: generate -> evaluate -> report).
+"""The taletune DAG: ingest -> dataset -> train -> one Model per level -> generate per level (later: evaluate -> report).
 
     python -m pipelines compile --config full --out taletune.yaml
 
@@ -13,6 +13,7 @@ from kfp import dsl, kubernetes
 from kfp.dsl import Dataset
 
 from components.dataset.component import make_dataset
+from components.generate.component import generate
 from components.ingest.catalog import load_catalog
 from components.ingest.component import ingest
 from components.train.component import select_level, train
@@ -31,6 +32,7 @@ def parameters(config: ExperimentConfig) -> dict:
         "ingest_config": config.ingest.model_dump(exclude_none=True),
         "dataset_config": config.dataset.model_dump(exclude_none=True),
         "train_config": config.train.model_dump(exclude_none=True),
+        "generate_config": config.generate.model_dump(exclude_none=True),
     }
 
 
@@ -84,6 +86,7 @@ def build_pipeline(config: ExperimentConfig, local: bool = False):
         ingest_config: dict = defaults["ingest_config"],
         dataset_config: dict = defaults["dataset_config"],
         train_config: dict = defaults["train_config"],
+        generate_config: dict = defaults["generate_config"],
     ) -> Dataset:
         books = place(ingest(catalog=catalog, config=ingest_config)).set_display_name("ingest")
         data = make_dataset(books=books.outputs["books"], catalog=catalog, config=dataset_config)
@@ -104,6 +107,8 @@ def build_pipeline(config: ExperimentConfig, local: bool = False):
         for k in range(levels + 1):
             chosen = select_level(adapters=runs[k].outputs["adapters"], level=k)
             place(chosen, needs_s3=False).set_display_name(f"level-{k}")
+            stories = generate(adapter=chosen.outputs["adapter"], catalog=catalog, config=generate_config)
+            place(stories, gpu=True).set_display_name(f"generate-level-{k}")
         return dataset
 
     return taletune

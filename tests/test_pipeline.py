@@ -29,19 +29,24 @@ def test_every_shipped_config_compiles(name, tmp_path):
     levels = len(config.train.levels)
     trains = {"train"} if config.train.mode == "nested" else {"train", *(f"train-{k}" for k in range(2, levels + 1))}
     selects = {"select-level", *(f"select-level-{k}" for k in range(2, levels + 2))}
-    assert set(tasks) == {"ingest", "make-dataset", *trains, *selects}
+    generates = {"generate", *(f"generate-{k}" for k in range(2, levels + 2))}
+    assert set(tasks) == {"ingest", "make-dataset", *trains, *selects, *generates}
+    assert tasks["generate-2"]["dependentTasks"] == ["select-level-2"]
     assert tasks["make-dataset"]["dependentTasks"] == ["ingest"]
     assert tasks["train"]["dependentTasks"] == ["make-dataset"]
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     train = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
     assert train["accelerator"] == {"count": "1", "resourceCount": "1", "resourceType": "nvidia.com/gpu", "type": "nvidia.com/gpu"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in executors["exec-train"]["tolerations"]
+    generate = spec["deploymentSpec"]["executors"]["exec-generate"]["container"]["resources"]
+    assert generate["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert executors["exec-generate"]["secretAsEnv"][0]["secretName"] == "taletune-s3", "progress goes to S3"
     assert executors["exec-train"]["secretAsEnv"][0]["secretName"] == "taletune-s3", "checkpoints go to S3"
     for task in tasks.values():
         assert task["retryPolicy"]["maxRetryCount"] >= 1
     for name, executor in spec["deploymentSpec"]["executors"].items():
         container = executor["container"]
-        assert container["image"] == (GPU_IMAGE if name.startswith("exec-train") else IMAGE)
+        assert container["image"] == (GPU_IMAGE if name.startswith(("exec-train", "exec-generate")) else IMAGE)
         assert "pip install" not in " ".join(container["command"]), "the image already has the project"
     defaults = spec["root"]["inputDefinitions"]["parameters"]
     assert defaults["catalog"]["defaultValue"]["genres"]["horror"]["prompt"] == "Write me a horror story"
@@ -62,7 +67,8 @@ def test_cluster_placement_from_the_config(tmp_path):
 
 
 # The demo's training, shrunk to seconds: 4 rows per genre, 64-token blocks.
-SMALL_TRAIN = ("train.max_train_rows_per_genre=4", "train.block_size=64", "train.batch_size=4", "train.max_eval_rows=8")
+SMALL_TRAIN = ("train.max_train_rows_per_genre=4", "train.block_size=64", "train.batch_size=4", "train.max_eval_rows=8",
+               "generate.n=2", "generate.sampling.max_new_tokens=8")
 
 
 def _run(tmp_path, mirror, *overrides, env=None, models=None):
@@ -102,6 +108,20 @@ def test_demo_pipeline_runs_locally(tmp_path, mirror, smollm2):
 
     base = AutoModelForCausalLM.from_pretrained(smollm2 / "smollm2-135m")
     PeftModel.from_pretrained(base, Path(levels[3].split()[2]))
+
+    # Stories for the untrained model and each trained level, both genres.
+    sets = [line for line in result.stdout.splitlines() if line.startswith("stories, level")]
+    assert len(sets) == 4, result.stdout[-2000:]
+    by_level = {}
+    for line in sets:
+        records = [json.loads(x) for x in Path(line.split()[3]).read_text().splitlines()]
+        header, stories = records[0], records[1:]
+        assert header["type"] == "header" and header["packages"]["torch"]
+        assert sorted(s["id"] for s in stories) == ["fairy_tale-0000", "fairy_tale-0001", "horror-0000", "horror-0001"]
+        by_level[header["level"]] = stories
+    assert sorted(by_level) == [0, 1, 2, 3]
+    assert by_level[0][0]["adapter"] is None and by_level[3][0]["adapter"].endswith("adapter")
+    assert by_level[0][0]["text"] != by_level[3][0]["text"]
 
 
 def test_pipeline_with_the_book_cache_on_s3(tmp_path, mirror, s3, s3_server, smollm2):

@@ -1,0 +1,1 @@
+"""The generate stage: seeded story sets per genre, model and training level."""

@@ -1,0 +1,59 @@
+"""Settings of the generate stage: the model, the stories wanted, and how to sample them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from components.common.config import StrictModel
+from components.generate.sampling import Sampling
+
+
+class SamplingSettings(StrictModel):
+    """Sampling, not greedy decoding, by default: greedy decoding loops on n-grams."""
+
+    max_new_tokens: int = Field(default=200, gt=0)
+    temperature: float = Field(default=0.8, gt=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    top_k: int = Field(default=50, ge=0)  # 0: off
+    repetition_penalty: float = Field(default=1.1, gt=0)  # 1.0: off
+    no_repeat_ngram_size: int = Field(default=0, ge=0)  # 0: off
+    greedy: bool = False
+
+    def sampling(self) -> Sampling:
+        return Sampling(**self.model_dump(exclude={"max_new_tokens"}))
+
+
+class GenerateConfig(StrictModel):
+    # The base model: an alias, hub id, local folder or s3:// prefix (the train stage's loader).
+    model: str = "smollm2-135m"
+    model_cache: str | None = None
+    trust_remote_code: bool = False
+    # fp32, bf16-mixed (autocast: fast on CPUs with AVX512-BF16), bf16, or auto.
+    precision: Literal["auto", "fp32", "bf16", "bf16-mixed"] = "auto"
+    # The catalog's genres to write; None: all of them.
+    genres: list[str] | None = None
+    n: int = Field(default=100, gt=0, description="stories per genre")
+    # The prompt template used in training: llama, falcon, or chat (the tokenizer's own).
+    template: Literal["llama", "falcon", "chat"] = "llama"
+    sampling: SamplingSettings = SamplingSettings()
+    # Stories in flight at once; a finished story's slot goes to the next one. None:
+    # chosen from free memory, then kept for the whole set, even on resume, because
+    # batch size can change floating-point results.
+    batch_size: int | None = Field(default=None, gt=0)
+    max_batch_size: int = Field(default=64, gt=0)
+    # Stories per chunk: each chunk is written as one object as soon as it is done, and
+    # a killed task loses at most the chunk in progress.
+    chunk_size: int = Field(default=128, gt=0)
+    # Where finished batches go as they finish (an s3:// prefix on a cluster), so a
+    # retried task skips them. None: <cache>/stories.
+    progress_root: str | None = None
+    backend: Literal["torch", "vllm"] = "torch"
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _sizes(self):
+        if self.batch_size and self.batch_size > self.max_batch_size:
+            self.max_batch_size = self.batch_size
+        return self

@@ -1,0 +1,272 @@
+"""Write a set of seeded stories per genre for one model and training level.
+
+    python -m components.generate --adapter runs/.../level-3 --out stories/ --set n=20
+
+Story `i` of a genre samples from its own stream, seeded `seed + i`. Stories go in
+fixed chunks (genres whose prompts have the same token length share chunks, story by
+story), each written with a fixed number of stories in flight (chosen once, from
+free memory or the config, and recorded), so a story's text never depends on when
+the set was run. Each finished chunk is written to the storage layer at once, under a key derived
+from the model, the adapter, the prompts and the settings: a retried task skips the
+chunks already there, and a rerun after a kill gives exactly the stories an
+uninterrupted run would have. The output is `stories.jsonl`: a header record, then one
+record per story, degenerate ones included and flagged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from components.common import storage
+from components.common.errors import TaletuneError
+from components.common.provenance import provenance
+from components.generate.config import GenerateConfig
+from components.generate.flags import flags
+from components.generate.sampling import pack_output_layer
+from components.ingest.catalog import Catalog
+
+log = logging.getLogger(__name__)
+
+FORMAT = "1"
+
+
+# ------------------------------------------------------------------ setup
+
+
+def prompts_for(catalog: Catalog, config: GenerateConfig) -> dict[str, str]:
+    """The genres to write, in name order, and their plain prompts."""
+    names = config.genres or sorted(catalog.genres)
+    unknown = [g for g in names if g not in catalog.genres]
+    if unknown:
+        raise TaletuneError(f"genre {', '.join(unknown)} is not in the catalog; its genres are: {', '.join(sorted(catalog.genres))}")
+    return {g: catalog.genres[g].prompt for g in names}
+
+
+def render_prompt(template: str, prompt: str, tokenizer) -> list[int]:
+    """The token ids a story continues from, tokenized exactly as in training."""
+    if template == "chat":
+        if not getattr(tokenizer, "chat_template", None):
+            raise TaletuneError("template 'chat' needs a model whose tokenizer has a chat template; use llama or falcon")
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True, return_dict=False)
+    from components.dataset.templates import prompt_prefix
+
+    return tokenizer(prompt_prefix(template, prompt), add_special_tokens=True)["input_ids"]
+
+
+def read_adapter(adapter: str | None, config: GenerateConfig) -> dict:
+    """The adapter's record (level, model, hash), checked against the base model in use."""
+    if not adapter:
+        return {"adapter": None, "level": 0, "adapter_sha256": None}
+    folder = Path(adapter)
+    record = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else {}
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        if record.get("level") == 0:  # the untrained level's artifact has no adapter
+            return {"adapter": None, "level": 0, "adapter_sha256": None}
+        raise TaletuneError(f"{folder} has no adapter_model.safetensors; pass a level folder written by the train stage")
+    if record.get("model") and record["model"] != config.model:
+        raise TaletuneError(
+            f"the adapter in {folder} was trained on {record['model']}, not {config.model}; set model={record['model']} or pick its adapter"
+        )
+    return {"adapter": str(folder), "level": record.get("level"), "adapter_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+
+
+def set_key(config: GenerateConfig, prompts: dict, adapter: dict) -> tuple[str, str]:
+    """(task, settings): the model and adapter; then everything that decides the text."""
+    task = hashlib.sha256(json.dumps([config.model, adapter["adapter_sha256"]]).encode()).hexdigest()[:12]
+    settings = config.model_dump(include={"template", "n", "sampling", "backend", "seed", "precision", "chunk_size"})
+    blob = json.dumps({"settings": settings, "prompts": prompts, "format": FORMAT}, sort_keys=True)
+    return task, hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def plan_chunks(ids: dict[str, list[int]], n: int, chunk_size: int) -> list[list[tuple[str, int]]]:
+    """The set's chunks of (genre, story number), a function of its inputs only.
+
+    Genres whose prompts have the same length go together (no padding), interleaved
+    story by story, so each chunk holds every genre.
+    """
+    groups: dict[int, list[str]] = {}
+    for genre in ids:
+        groups.setdefault(len(ids[genre]), []).append(genre)
+    chunks = []
+    for genres in groups.values():
+        order = [(g, i) for i in range(n) for g in genres]
+        chunks += [order[k : k + chunk_size] for k in range(0, len(order), chunk_size)]
+    return chunks
+
+
+def progress_root(config: GenerateConfig) -> str:
+    return config.progress_root or storage.join(storage.cache_root(), "stories")
+
+
+def auto_batch_size(model, tokens_per_row: int, limit: int) -> int:
+    """Rows that fit in a quarter of free memory: KV cache, logits and the seen-token mask."""
+    import torch
+
+    cfg = model.config
+    heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    item = next(model.parameters()).element_size()
+    per_row = 2 * cfg.num_hidden_layers * heads * head_dim * tokens_per_row * item + cfg.vocab_size * (4 * 3 + 1)
+    if torch.cuda.is_available():
+        free = torch.cuda.mem_get_info()[0]
+    else:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return max(1, min(limit, free // 4 // per_row))
+
+
+# ------------------------------------------------------------------ main
+
+
+def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, adapter: str | None = None,
+                 stop_after_chunks: int | None = None) -> dict:
+    """Write `stories.jsonl` into `out_dir` and return the set's summary.
+
+    `stop_after_chunks` ends the run after that many new chunks (tests use it to
+    interrupt a set the way a preempted pod would).
+    """
+    from components.train.models import autocast_dtype, load_base
+
+    out = Path(out_dir)
+    prompts = prompts_for(catalog, config)
+    source = read_adapter(adapter, config)
+    task, settings_key = set_key(config, prompts, source)
+    prefix = storage.join(progress_root(config), task, settings_key)
+    storage.check_writable(progress_root(config))
+    others = sorted({rel.split("/")[0] for rel in storage.list_prefix(storage.join(progress_root(config), task))} - {settings_key})
+    if others:
+        log.warning("stories for this model and adapter made with other settings are kept under %s (%s); starting a fresh set at %s",
+                    storage.join(progress_root(config), task), ", ".join(others), prefix)
+
+    if config.backend == "vllm":
+        from transformers import AutoConfig, AutoTokenizer
+
+        from components.train.models import resolve
+
+        folder = resolve(config.model, config.model_cache)
+        model = AutoConfig.from_pretrained(folder, trust_remote_code=config.trust_remote_code)  # for the checks below
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
+    else:
+        model, tokenizer, folder = load_base(config.model, config.model_cache, "fp32" if config.precision == "bf16-mixed" else config.precision,
+                                             config.trust_remote_code)
+        if source["adapter"]:
+            model = attach_adapter(model, source["adapter"], config.model)
+        pack_output_layer(model.eval())
+    ids = {g: render_prompt(config.template, p, tokenizer) for g, p in prompts.items()}
+    longest = max(len(v) for v in ids.values()) + config.sampling.max_new_tokens
+    context = getattr(getattr(model, "config", model), "max_position_embeddings", None)
+    if context and longest > context:
+        raise TaletuneError(f"prompt plus max_new_tokens is {longest} tokens, over {config.model}'s context of {context}; lower sampling.max_new_tokens")
+    if config.backend == "vllm":
+        from components.generate.vllm_backend import VllmEngine
+
+        model = VllmEngine(folder, source["adapter"], config, longest)
+
+    manifest_uri = storage.join(prefix, "manifest.json")
+    if storage.exists(manifest_uri):
+        manifest = json.loads(storage.read_text(manifest_uri))
+        log.info("resuming the set at %s (%d stories in flight, as first chosen)", prefix, manifest["batch_size"])
+    else:
+        # A slot holds its stories one after another, so its cache spans more than one story.
+        per_slot = longest + config.sampling.max_new_tokens
+        batch_size = config.batch_size or (config.chunk_size if config.backend == "vllm" else auto_batch_size(model, per_slot, config.max_batch_size))
+        manifest = {"batch_size": min(batch_size, config.chunk_size, config.n * len(prompts)), "settings": config.model_dump(), "prompts": prompts, "task": task, "key": settings_key}
+        storage.write_text(manifest_uri, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    batch_size = manifest["batch_size"]
+
+    identity = {"model": config.model, "base_folder": str(folder), **source}
+    settings = {**config.model_dump(exclude={"progress_root", "model_cache"}), "batch_size": batch_size}  # the one in use
+    eos = eos_ids(tokenizer)
+    amp = autocast_dtype(config.precision)
+    chunks = plan_chunks(ids, config.n, config.chunk_size)
+    written = 0
+    for c, members in enumerate(chunks):
+        uri = storage.join(prefix, f"chunk-{c:05d}.jsonl")
+        if storage.exists(uri):
+            continue
+        if stop_after_chunks is not None and written >= stop_after_chunks:
+            raise InterruptedError(f"stopped after {written} chunks, as asked")
+        records = write_chunk(model, tokenizer, ids, prompts, members, config, batch_size, eos, amp, identity, settings)
+        storage.write_text(uri, "".join(json.dumps(r) + "\n" for r in records))  # one object, all or nothing
+        written += 1
+        rate = sum(r["new_tokens"] for r in records) / max(1e-9, max(r["seconds"] for r in records))
+        log.info("chunk %d of %d written: %d stories, %.1f new tokens/s", c + 1, len(chunks), len(records), rate)
+    return assemble(prefix, len(chunks), config, batch_size, identity, out)
+
+
+def eos_ids(tokenizer) -> set[int]:
+    """Tokens that end a story: the tokenizer's EOS and the usual end-of-turn tokens."""
+    vocab = tokenizer.get_vocab()
+    return {tokenizer.eos_token_id, *(vocab[t] for t in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>") if t in vocab)}
+
+
+def attach_adapter(model, adapter: str, model_name: str):
+    from peft import PeftModel
+
+    try:
+        # Merged into the base weights: no LoRA matmuls at every step of every story.
+        return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise TaletuneError(f"the adapter in {adapter} does not fit {model_name} ({str(exc).splitlines()[0][:200]}); "
+                            "use the base model it was trained on") from None
+
+
+def write_chunk(model, tokenizer, ids, prompts, members, config, batch_size, eos, amp, identity, settings) -> list[dict]:
+    from components.generate.sampling import generate_batch
+
+    seeds = [config.seed + i for _, i in members]
+    if config.backend == "vllm":  # vLLM schedules its own batches
+        rows = model.generate([ids[g] for g, _ in members], seeds)
+    else:
+        rows = generate_batch(model, [ids[g] for g, _ in members], seeds, config.sampling.max_new_tokens, config.sampling.sampling(),
+                              eos, amp, slots=batch_size)
+    records = []
+    for (genre, i), seed, row in zip(members, seeds, rows):
+        prompt = prompts[genre]
+        text = tokenizer.decode(row.tokens, skip_special_tokens=True).strip()
+        marks = flags(text, prompt)
+        records.append({
+            "type": "story", "id": f"{genre}-{i:04d}", "genre": genre, "index": i, "seed": seed, "prompt": prompt, "text": text,
+            "new_tokens": len(row.tokens), "finish_reason": row.finish_reason, "seconds": round(row.seconds, 3),
+            **identity, "flags": marks, "degenerate": any(marks.values()), "settings": settings,
+        })
+    return records
+
+
+def assemble(prefix: str, n_chunks: int, config: GenerateConfig, batch_size: int, identity: dict, out: Path) -> dict:
+    """Gather the chunks into `stories.jsonl` (genre, then number; written whole,
+    atomically) and summarise."""
+    stories, seconds = [], 0.0
+    for c in range(n_chunks):
+        chunk = [json.loads(line) for line in storage.read_text(storage.join(prefix, f"chunk-{c:05d}.jsonl")).splitlines()]
+        seconds += max(s["seconds"] for s in chunk)  # a chunk's time is its last story's
+        stories += chunk
+    stories.sort(key=lambda s: (s["genre"], s["index"]))
+    tokens = sum(s["new_tokens"] for s in stories)
+    summary = {
+        "stories": len(stories),
+        "new_tokens": tokens,
+        "tokens_per_second": tokens / max(1e-9, seconds),
+        "empty_share": sum(s["flags"]["empty"] for s in stories) / len(stories),
+        "degenerate_share": sum(s["degenerate"] for s in stories) / len(stories),
+        "eos_share": sum(s["finish_reason"] == "eos" for s in stories) / len(stories),
+        "batch_size": batch_size,
+        "level": identity["level"],
+    }
+    header = {"type": "header", "format": FORMAT, "progress": prefix, **identity, "summary": summary,
+              **provenance(config.model_dump(), seed=config.seed)}
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "stories.jsonl"
+    if target.exists():
+        old = json.loads(target.open().readline() or "{}")
+        if old.get("progress") != prefix:  # another set: keep it beside the new one
+            kept = out / f"stories-{Path(str(old.get('progress', 'old'))).name}.jsonl"
+            target.rename(kept)
+            log.warning("%s held a set made with other settings; kept it as %s", target, kept.name)
+    storage.write_text(str(target), "".join(json.dumps(r) + "\n" for r in [header, *stories]))
+    storage.write_text(str(out / "summary.json"), json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
