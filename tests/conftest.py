@@ -37,6 +37,19 @@ def mirror() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def nltk_data() -> Path:
+    """The NLTK data the evaluate stage reads: $NLTK_DATA, else ../shared/nltk_data."""
+    import nltk
+
+    path = Path(os.environ.get("NLTK_DATA") or SHARED / "nltk_data")
+    if not (path / "corpora").is_dir():
+        pytest.skip("no NLTK data: set NLTK_DATA or put it at ../shared/nltk_data")
+    if str(path) not in nltk.data.path:
+        nltk.data.path.insert(0, str(path))
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     """No test reads the developer's cache, mirror or S3 settings by accident."""

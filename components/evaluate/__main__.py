@@ -1,0 +1,43 @@
+"""Evaluate story sets: lexicon words, topics, diversity and flags.
+
+    python -m components.evaluate runs/.../generate-4/stories runs/.../make-dataset/dataset --out eval/
+
+Each argument is a `stories.jsonl` (or the folder holding one) or a dataset folder,
+whose training passages are evaluated as the "training data" set. Writes
+`metrics.json`, `report.md` and `provenance.json` into `--out`. An analysis that
+cannot run is reported as `error:` and the others still run (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from components.common.cli import add_config_args, setup_logging
+from components.common.config import load_config
+from components.common.errors import main_guard
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m components.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("stories", nargs="+", help="stories.jsonl files (or their folders) and dataset folders")
+    parser.add_argument("--out", required=True, help="output folder")
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+
+    from components.evaluate.config import EvaluateConfig
+    from components.evaluate.stage import run_evaluate
+
+    metrics = run_evaluate(args.stories, load_config(EvaluateConfig, args.config, args.overrides), args.out)
+    problems = [(s["name"], key, message) for s in metrics["sets"] for key, message in s["errors"].items()]
+    for name, key, message in problems:
+        print(f"error: {name}: {key}: {message}", file=sys.stderr)
+    print(f"report: {args.out}/report.md")
+    if problems:
+        raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Settings of the evaluate stage."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from components.common.config import StrictModel
+
+
+class LexiconSettings(StrictModel):
+    # None: NLTK's opinion lexicon (Hu and Liu); else two word-list files, one word a line.
+    positive: str | None = None
+    negative: str | None = None
+    # lemma: exact matches of words or their WordNet lemmas (the default: no artifacts);
+    # stem: the reference study's stemmed matching, for comparison ("womanizer" -> "woman").
+    match: Literal["lemma", "stem"] = "lemma"
+    top_k: int = Field(default=30, gt=0)
+
+
+class TopicSettings(StrictModel):
+    n: int = Field(default=5, gt=0)
+    top_n: int = Field(default=20, gt=0)
+    passes: int = Field(default=10, gt=0)
+    normalize: Literal["lemma", "stem"] = "lemma"
+
+
+class EvaluateConfig(StrictModel):
+    lexicon: LexiconSettings = LexiconSettings()
+    topics: TopicSettings = TopicSettings()
+    # Self-BLEU compares a fixed sample of this many stories (it grows with the square).
+    self_bleu_sample: int = Field(default=50, ge=2)
+    seed: int = 42

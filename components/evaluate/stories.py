@@ -1,0 +1,66 @@
+"""Story sets to evaluate: the generate stage's `stories.jsonl`, or a dataset's passages.
+
+    name, records, notes = read_set("runs/.../generate-4/stories/stories.jsonl")
+
+A dataset folder (the dataset stage's output) gives its training passages of every
+genre as one set, "the original training data" in the reference study's words, so
+generated stories can be compared with what the model was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from components.common.errors import TaletuneError
+
+UNLABELLED = "unlabelled"
+
+
+def read_set(source: str | Path) -> tuple[str, list[dict], list[str]]:
+    """(set name, records with genre and text, notes on what was odd in the input)."""
+    path = Path(source)
+    if (path / "data" / "train.parquet").is_file():
+        return _dataset(path)
+    if path.is_dir() and (path / "stories.jsonl").is_file():
+        path = path / "stories.jsonl"
+    if not path.is_file():
+        raise TaletuneError(f"{source} is neither a stories.jsonl file nor a dataset folder; pass the generate or dataset stage's output")
+    return _stories(path)
+
+
+def _dataset(folder: Path) -> tuple[str, list[dict], list[str]]:
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(folder / "data" / "train.parquet").to_pylist()
+    records = [{"genre": r["label"], "text": r["response"]} for r in rows if r.get("prompt") and r.get("response")]
+    return "training data", records, []
+
+
+def _stories(path: Path) -> tuple[str, list[dict], list[str]]:
+    records, notes, header = [], [], {}
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise TaletuneError(f"{path} line {number} is not JSON; give a JSONL file (one JSON object a line), "
+                                    "such as the generate stage's stories.jsonl") from None
+            if not isinstance(record, dict):
+                raise TaletuneError(f"{path} line {number} is not a JSON object")
+            if record.get("type") == "header":
+                header = record
+                continue
+            if "text" not in record:
+                raise TaletuneError(f"{path} line {number} has no `text`; each story record needs `text` and `genre`")
+            records.append(record)
+    missing = sum(1 for r in records if not r.get("genre"))
+    if missing:
+        notes.append(f"{missing} of {len(records)} records have no genre; they count as '{UNLABELLED}' and only in the overall figures")
+        for r in records:
+            r["genre"] = r.get("genre") or UNLABELLED
+    level = header.get("level", records[0].get("level") if records else None)
+    name = f"{header.get('model') or (records[0].get('model') if records else None) or path.parent.name} level {level}" if level is not None else path.stem
+    return name, records, notes
