@@ -162,7 +162,7 @@ def test_the_cli_evaluates_a_set_and_the_dataset(tmp_path, nltk_data):
     assert (tmp_path / "eval" / "provenance.json").is_file()
 
 
-def test_bad_sets_and_failing_analyses(tmp_path, nltk_data):
+def test_bad_sets_and_failing_analyses(tmp_path, nltk_data, capsys):
     from components.evaluate.config import EvaluateConfig
     from components.evaluate.stage import run_evaluate
     from components.evaluate.stories import read_set
@@ -185,8 +185,12 @@ def test_bad_sets_and_failing_analyses(tmp_path, nltk_data):
     errors = metrics["sets"][0]["errors"]
     assert "fewer than the 5 topics" in errors["topics"] and "has no words" in errors["lexicon"]
     assert metrics["sets"][0]["diversity"]["all"]["stories"] == 2
-    cli = run_cli("components.evaluate", str(few), "--out", str(tmp_path / "g"), "--set", "sentiment.model=null", env={"NLTK_DATA": str(nltk_data)})
-    assert cli.returncode == 2 and "error: tiny level 1: topics: 2 non-empty stories are fewer than the 5 topics" in cli.stderr
+    from components.evaluate.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([str(few), "--out", str(tmp_path / "g"), "--set", "sentiment.model=null"])
+    assert exit_.value.code == 2
+    assert "error: tiny level 1: topics: 2 non-empty stories are fewer than the 5 topics" in capsys.readouterr().err
     assert (tmp_path / "g" / "metrics.json").is_file()
 
 

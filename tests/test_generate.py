@@ -232,7 +232,7 @@ def test_cli_errors_and_existing_stories_survive(tiny, tmp_path):
 
 
 def test_sigkill_mid_set_then_rerun_gives_the_same_set(tiny, tmp_path):
-    args = [sys.executable, "-m", "components.generate", "--set", f"model={tiny}", "--set", "n=40", "--set", "batch_size=2", "--set", "chunk_size=4",
+    args = [sys.executable, "-m", "components.generate", "--set", f"model={tiny}", "--set", "n=16", "--set", "batch_size=2", "--set", "chunk_size=4",
             "--set", "sampling.max_new_tokens=40"]
     env = {**os.environ, "TALETUNE_CACHE": str(tmp_path / "cache-killed")}
     proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
