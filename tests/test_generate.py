@@ -246,8 +246,10 @@ def test_sigkill_mid_set_then_rerun_gives_the_same_set(tiny, tmp_path):
     resumed = subprocess.run([*args, "--out", str(tmp_path / "killed")], cwd=ROOT, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming the set" in resumed.stderr
-    clean_env = {**os.environ, "TALETUNE_CACHE": str(tmp_path / "cache-clean")}
-    subprocess.run([*args, "--out", str(tmp_path / "clean")], cwd=ROOT, env=clean_env, check=True, capture_output=True)
+    # The uninterrupted set, in this process, with the settings the command line was given.
+    clean = GenerateConfig(model=str(tiny), n=16, batch_size=2, chunk_size=4, sampling={"max_new_tokens": 40},
+                           progress_root=str(tmp_path / "clean-progress"))
+    run_generate(load_catalog(), clean, tmp_path / "clean")
     assert texts(tmp_path / "killed") == texts(tmp_path / "clean")
 
 

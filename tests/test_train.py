@@ -158,8 +158,10 @@ def test_sigkill_mid_training_then_rerun_resumes(tiny, tmp_path):
     resumed = subprocess.run([*args, "--out", str(tmp_path / "resumed")], cwd=ROOT, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stderr
-    clean_env = {**os.environ, "TALETUNE_CACHE": str(tmp_path / "cache-clean")}
-    subprocess.run([*args, "--out", str(tmp_path / "clean")], cwd=ROOT, env=clean_env, check=True, capture_output=True)
+    # The uninterrupted run, in this process (the same settings the command line was given).
+    clean = TrainConfig(model=str(tiny[0]), batch_size=2, block_size=64, checkpoint_every=5, learning_rate=5e-3,
+                        checkpoint_root=str(tmp_path / "cache-clean"))
+    run_train(data, clean, tmp_path / "clean")
     assert_same_adapters(tmp_path / "clean", tmp_path / "resumed")
 
 
