@@ -174,6 +174,21 @@ def s3(s3_server, monkeypatch):
     return f"s3://{bucket}"
 
 
+def kill_then_rerun(args: list[str], env: dict, ready, what: str, killed_out: Path, rerun_out: Path) -> subprocess.CompletedProcess:
+    """Start a command, SIGKILL it once `ready()` is true (as a preempted pod dies),
+    then run it again to the end; returns the rerun."""
+    import signal
+
+    proc = subprocess.Popen([*args, "--out", str(killed_out)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not ready() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the {what} finished before it could be killed: " + proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return subprocess.run([*args, "--out", str(rerun_out)], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python -m ...` from the checkout with the test's environment."""
     return subprocess.run(

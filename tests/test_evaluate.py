@@ -271,6 +271,9 @@ def test_the_pipeline_path_with_a_tiny_classifier_and_the_dataset(tmp_path, nltk
     assert set(s["copying"]) == {"all", "fairy_tale", "horror"} and s["copying"]["all"]["n"] == 8
     assert s["closeness"]["horror"]["frechet"] > 0
     assert metrics["genre_classifier"]["n"] == 12 and metrics["genre_classifier"]["accuracy"] > 0.5
+    from components.evaluate.sentiment import load_classifier
+
+    assert load_classifier(str(model)).tokenizer.truncation_side == "left", "the classifier reads the ending"
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| tiny level 1 | horror | 6 |" in report and "VADER" in report
     json.dumps(metrics)  # all plain JSON

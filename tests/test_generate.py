@@ -1,12 +1,9 @@
 """The generate stage: per-story random streams, resume, flags, bad input; tiny model and SmolLM2."""
 
 import json
-from collections import Counter
 import os
-import signal
-import subprocess
 import sys
-import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from components.generate.flags import dominant_ngram, flags, words
 from components.generate.sampling import Sampling, choose, generate_batch
 from components.generate.stage import run_generate
 from components.ingest.catalog import load_catalog
-from tests.conftest import ROOT, run_cli
+from tests.conftest import kill_then_rerun, run_cli
 from tests.tiny import make_dataset, make_model
 
 CATALOG = load_catalog({"genres": {"horror": {"prompt": "Write me a horror story", "books": [1]},
@@ -188,6 +185,10 @@ def test_other_settings_start_a_fresh_set_and_keep_the_old(tiny, tmp_path, caplo
     kept = [p for p in (tmp_path / "out").glob("stories-*.jsonl")]
     assert len(kept) == 1 and kept[0].read_text() == old
     assert stories(tmp_path / "out")[0]["seed"] == 7
+    # Back and forth: the first set is kept a second time under a new name, not over the first copy.
+    run_generate(CATALOG, settings(tiny, tmp_path), tmp_path / "out")
+    run_generate(CATALOG, settings(tiny, tmp_path, seed=7), tmp_path / "out")
+    assert len(list((tmp_path / "out").glob("stories-*.jsonl"))) == 3 and kept[0].read_text() == old
 
 
 def test_the_adapter_is_used_and_recorded(tiny, tiny_adapter, tmp_path):
@@ -235,15 +236,8 @@ def test_sigkill_mid_set_then_rerun_gives_the_same_set(tiny, tmp_path):
     args = [sys.executable, "-m", "components.generate", "--set", f"model={tiny}", "--set", "n=16", "--set", "batch_size=2", "--set", "chunk_size=4",
             "--set", "sampling.max_new_tokens=40"]
     env = {**os.environ, "TALETUNE_CACHE": str(tmp_path / "cache-killed")}
-    proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     progress = tmp_path / "cache-killed" / "stories"
-    deadline = time.monotonic() + 120
-    while len(list(progress.rglob("chunk-*.jsonl"))) < 1 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the set finished before it could be killed: " + proc.stderr.read().decode()[-2000:]
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    resumed = subprocess.run([*args, "--out", str(tmp_path / "killed")], cwd=ROOT, env=env, capture_output=True, text=True)
+    resumed = kill_then_rerun(args, env, lambda: bool(list(progress.rglob("chunk-*.jsonl"))), "set", tmp_path / "killed", tmp_path / "killed")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming the set" in resumed.stderr
     # The uninterrupted set, in this process, with the settings the command line was given.

@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from components.common.errors import TaletuneError
 from components.train import data as D
 from components.train.config import Level, TrainConfig
 from components.train.fit import lr_at, run_train, schedule
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, kill_then_rerun
 from tests.tiny import make_dataset, make_model
 
 
@@ -146,16 +145,15 @@ def test_sigkill_mid_training_then_rerun_resumes(tiny, tmp_path):
     args = [sys.executable, "-m", "components.train", "--dataset", str(data), "--set", f"model={tiny[0]}",
             "--set", "batch_size=2", "--set", "block_size=64", "--set", "checkpoint_every=5", "--set", "learning_rate=5e-3"]
     env = {**os.environ, "TALETUNE_CACHE": str(tmp_path / "cache-killed")}
-    proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state = tmp_path / "cache-killed" / "checkpoints"
-    deadline = time.monotonic() + 120
-    while not list(state.rglob("level-1/training.json")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.5)
-    assert proc.poll() is None, "training finished before it could be killed: " + proc.stderr.read().decode()[-2000:]
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    resumed = subprocess.run([*args, "--out", str(tmp_path / "resumed")], cwd=ROOT, env=env, capture_output=True, text=True)
+
+    def past_level_1():  # then half a second more, so the kill lands mid-way to level 2
+        if list(state.rglob("level-1/training.json")):
+            time.sleep(0.5)
+            return True
+        return False
+
+    resumed = kill_then_rerun(args, env, past_level_1, "training", tmp_path / "killed", tmp_path / "resumed")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stderr
     # The uninterrupted run, in this process (the same settings the command line was given).

@@ -26,8 +26,11 @@ class GenreClassifier:
         model.fit(embed(texts), labels)
         return cls(model, sorted(set(labels)))
 
-    def predict(self, texts: list[str]) -> list[str]:
-        return list(self.model.predict(embed(texts))) if texts else []
+    def predict(self, texts: list[str], vectors=None) -> list[str]:
+        """The genre of each text; pass `vectors` (their embeddings) if already computed."""
+        if not texts:
+            return []
+        return list(self.model.predict(embed(texts) if vectors is None else vectors))
 
     def accuracy(self, texts: list[str], labels: list[str]) -> dict:
         predicted = self.predict(texts)

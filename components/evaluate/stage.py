@@ -167,7 +167,8 @@ class Corpus:
         rng = random.Random(config.seed)
         self.sample = [r for g, rows in sorted(by_group.items()) for r in rng.sample(rows, min(config.genre.train_per_group, len(rows)))]
         self.train_texts = [r["response"] for r in train]
-        self._classifier = self._index = self._reference = None
+        self._classifier = self._index = None
+        self._vectors: dict[str, object] = {}  # story text -> embedding, shared by fidelity and closeness
 
     def classifier(self):
         from components.evaluate.genre_classifier import GenreClassifier
@@ -183,8 +184,18 @@ class Corpus:
         except TaletuneError as exc:
             return {"error": str(exc)}
 
+    def embed(self, texts: list[str]):
+        import numpy as np
+
+        from components.evaluate.embed import embed
+
+        new = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        self._vectors.update(zip(new, embed(new)))
+        return np.stack([self._vectors[t] for t in texts])
+
     def fidelity(self, records: list[dict]) -> dict:
-        predicted = self.classifier().predict([r["text"] for r in records])
+        texts = [r["text"] for r in records]
+        predicted = self.classifier().predict(texts, self.embed(texts))
         out = {}
         for genre in ["all", *sorted({r["genre"] for r in records})]:
             pairs = [(p, r["genre"]) for p, r in zip(predicted, records) if genre == "all" or r["genre"] == genre]
@@ -217,7 +228,7 @@ class Corpus:
             if len(stories) < 2:
                 out[genre] = {"error": f"{len(stories)} non-empty {genre} stories; closeness needs at least 2"}
                 continue
-            out[genre] = {"frechet": round(frechet(embed(stories), embed(passages)), 4), "stories": len(stories), "passages": len(passages)}
+            out[genre] = {"frechet": round(frechet(self.embed(stories), embed(passages)), 4), "stories": len(stories), "passages": len(passages)}
         return out
 
 

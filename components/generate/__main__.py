@@ -52,18 +52,14 @@ def tell(catalog, config, adapter: str | None, genre: str | None, story: int) ->
     import torch
     from transformers import TextStreamer
 
-    from components.generate.sampling import generate_batch, pack_output_layer
-    from components.generate.stage import attach_adapter, eos_ids, prompts_for, read_adapter, render_prompt
-    from components.train.models import autocast_dtype, load_base
+    from components.generate.sampling import generate_batch
+    from components.generate.stage import eos_ids, load_generator, prompts_for, read_adapter, render_prompt
+    from components.train.models import autocast_dtype
 
     genre = genre or sorted(catalog.genres)[0]
     prompt = prompts_for(catalog, config.model_copy(update={"genres": [genre]}))[genre]
     source = read_adapter(adapter, config)
-    model, tokenizer, _ = load_base(config.model, config.model_cache, "fp32" if config.precision == "bf16-mixed" else config.precision,
-                                    config.trust_remote_code)
-    if source["adapter"]:
-        model = attach_adapter(model, source["adapter"], config.model)
-    pack_output_layer(model.eval())
+    model, tokenizer, _ = load_generator(config, source["adapter"])
     print(f"[{genre}, story {story}, level {source['level']}] {prompt}\n", flush=True)
     streamer = TextStreamer(tokenizer, skip_special_tokens=True)
     generate_batch(model, [render_prompt(config.template, prompt, tokenizer)], [config.seed + story], config.sampling.max_new_tokens,

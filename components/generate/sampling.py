@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,7 @@ def generate_batch(model, prompts: list[list[int]], seeds: list[int], max_new_to
     if len(prompts) != n or len({len(p) for p in prompts}) != 1:
         raise ValueError("give one prompt per seed, all of the same length")
     width = len(prompts[0])
-    cache = preallocated_cache(model.config, 1)
-    refill = hasattr(cache.layers[0], "write_rows") and width > 1
+    refill = preallocatable(model.config) and width > 1
     slots = min(n, slots or n) if refill else n
     steps_bound = max_new_tokens * -(-n // slots)  # each slot runs its rows one after another
     rows = [Row() for _ in range(n)]
@@ -109,6 +109,7 @@ def generate_batch(model, prompts: list[list[int]], seeds: list[int], max_new_to
                 r = active[b] = waiting.pop(0)
                 start[b] = column - (width - 1)
                 choice[b] = prompts[r][-1]  # fed below, at this column, like every row's last token
+                # Its prompt, padded with its own first token: a repeat is penalised once all the same.
                 history[b] = prompts[r][0]
                 history[b, :width] = torch.tensor(prompts[r])
             if entering:
@@ -220,10 +221,11 @@ def pack_output_layer(model):
     if (next(model.parameters()).device.type != "cpu" or not torch.backends.mkldnn.is_available()
             or type(head) is not torch.nn.Linear or head.weight.dtype != torch.float32):
         return model
-    model.set_output_embeddings(_PackedLinear(head))
+    model.set_output_embeddings(_packed_linear_class()(head))
     return model
 
 
+@lru_cache(maxsize=1)  # defined on first use: torch is imported where it is used
 def _packed_linear_class():
     import torch
 
@@ -243,13 +245,6 @@ def _packed_linear_class():
     return PackedLinear
 
 
-def _PackedLinear(dense):
-    global _PACKED
-    if "_PACKED" not in globals():
-        _PACKED = _packed_linear_class()
-    return _PACKED(dense)
-
-
 def preallocated_cache(config, capacity: int):
     """A DynamicCache whose layers write into buffers sized for the whole story.
 
@@ -258,14 +253,22 @@ def preallocated_cache(config, capacity: int):
     that. Models with other layer kinds (sliding windows) keep the stock cache.
     """
     from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
 
     cache = DynamicCache(config=config)
-    if all(type(layer) is DynamicLayer for layer in cache.layers):
-        cache.layers = [_PreallocatedLayer(capacity) for _ in cache.layers]
+    if preallocatable(config):
+        cache.layers = [_preallocated_layer_class()(capacity) for _ in cache.layers]
     return cache
 
 
+def preallocatable(config) -> bool:
+    """Whether every layer of the model's cache is a plain growing one (no sliding windows)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    return all(type(layer) is DynamicLayer for layer in DynamicCache(config=config).layers)
+
+
+@lru_cache(maxsize=1)  # defined on first use: transformers is imported where it is used
 def _preallocated_layer_class():
     from transformers.cache_utils import DynamicLayer
 
@@ -311,9 +314,3 @@ def _preallocated_layer_class():
 
     return PreallocatedLayer
 
-
-def _PreallocatedLayer(capacity: int):
-    global _LAYER
-    if "_LAYER" not in globals():
-        _LAYER = _preallocated_layer_class()  # defined lazily: transformers is imported where used
-    return _LAYER(capacity)

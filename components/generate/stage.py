@@ -129,7 +129,7 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
     `stop_after_chunks` ends the run after that many new chunks (tests use it to
     interrupt a set the way a preempted pod would).
     """
-    from components.train.models import autocast_dtype, load_base
+    from components.train.models import autocast_dtype
 
     out = Path(out_dir)
     prompts = prompts_for(catalog, config)
@@ -151,11 +151,7 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
         model = AutoConfig.from_pretrained(folder, trust_remote_code=config.trust_remote_code)  # for the checks below
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
     else:
-        model, tokenizer, folder = load_base(config.model, config.model_cache, "fp32" if config.precision == "bf16-mixed" else config.precision,
-                                             config.trust_remote_code)
-        if source["adapter"]:
-            model = attach_adapter(model, source["adapter"], config.model)
-        pack_output_layer(model.eval())
+        model, tokenizer, folder = load_generator(config, source["adapter"])
     ids = {g: render_prompt(config.template, p, tokenizer) for g, p in prompts.items()}
     longest = max(len(v) for v in ids.values()) + config.sampling.max_new_tokens
     context = getattr(getattr(model, "config", model), "max_position_embeddings", None)
@@ -202,6 +198,18 @@ def eos_ids(tokenizer) -> set[int]:
     """Tokens that end a story: the tokenizer's EOS and the usual end-of-turn tokens."""
     vocab = tokenizer.get_vocab()
     return {tokenizer.eos_token_id, *(vocab[t] for t in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>") if t in vocab)}
+
+
+def load_generator(config: GenerateConfig, adapter: str | None):
+    """(model, tokenizer, folder) ready to sample: the base, the adapter merged in, the
+    output layer packed on a CPU. bf16-mixed keeps fp32 weights (autocast does the rest)."""
+    from components.train.models import load_base
+
+    precision = "fp32" if config.precision == "bf16-mixed" else config.precision
+    model, tokenizer, folder = load_base(config.model, config.model_cache, precision, config.trust_remote_code)
+    if adapter:
+        model = attach_adapter(model, adapter, config.model)
+    return pack_output_layer(model.eval()), tokenizer, folder
 
 
 def attach_adapter(model, adapter: str, model_name: str):
@@ -265,6 +273,9 @@ def assemble(prefix: str, n_chunks: int, config: GenerateConfig, batch_size: int
         old = json.loads(target.open().readline() or "{}")
         if old.get("progress") != prefix:  # another set: keep it beside the new one
             kept = out / f"stories-{Path(str(old.get('progress', 'old'))).name}.jsonl"
+            number = 1
+            while kept.exists():  # never rename over a set kept earlier
+                kept, number = kept.with_name(f"{kept.stem.split('~')[0]}~{number}.jsonl"), number + 1
             target.rename(kept)
             log.warning("%s held a set made with other settings; kept it as %s", target, kept.name)
     storage.write_text(str(target), "".join(json.dumps(r) + "\n" for r in [header, *stories]))
