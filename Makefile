@@ -30,6 +30,7 @@ venv: $(VENV)/.installed
 # ------------------------------------------------------------------ the main job
 
 run: venv  ## run the pipeline with KFP's local runner (CONFIG=demo by default)
+	$(PY) -m components.evaluate.nltk_data --download-to $(VENV)/nltk_data  # unless NLTK_DATA already has them
 	$(PY) -m pipelines run --config $(CONFIG) $(ARGS)
 
 compile: venv  ## compile the pipeline for a cluster: taletune-$(CONFIG).yaml

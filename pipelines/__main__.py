@@ -34,9 +34,12 @@ def preflight(config) -> None:
     from components.ingest.catalog import load_catalog
     from components.ingest.gutenberg import GutenbergFetcher
 
+    from components.evaluate.nltk_data import needed, require
+
     load_catalog(config.catalog)
     GutenbergFetcher(config.ingest)  # checks the mirror path
     storage.check_writable(config.ingest.cache_root())
+    require(*needed(config.evaluate))  # the evaluate tasks come after minutes of training
 
 
 def cmd_run(args) -> None:
@@ -72,6 +75,26 @@ def cmd_run(args) -> None:
         info = json.loads(summary.read_text())
         print(f"stories, level {info['level']}: {summary.parent / 'stories.jsonl'}  ({info['stories']} stories, "
               f"{info['tokens_per_second']:.0f} tokens/s, {info['degenerate_share']:.0%} flagged)")
+    for summary in sorted(run_dir.glob("evaluation-reference*/reference/reference.json")):
+        report = json.loads(summary.read_text())["genre_classifier"]
+        print(f"genre classifier: accuracy {report['accuracy']:.0%} on {report['n']} held-out passages {report['by_label']}")
+    for metrics in sorted(run_dir.glob("evaluate*/evaluation/metrics.json")):
+        print(f"evaluation, {evaluation_line(json.loads(metrics.read_text())['sets'][0])}: {metrics.parent / 'report.md'}")
+
+
+def evaluation_line(s: dict) -> str:
+    """A set's name and its headline numbers, for the end of a local run."""
+    from components.evaluate.stage import headline
+
+    h = headline(s)
+    parts = [f"{h['stories']:.0f} stories"]
+    for key, label in (("positive_ending", "positive endings"), ("genre_as_asked", "as asked"), ("copied_8gram_share", "copied 8-grams")):
+        if key in h:
+            parts.append(f"{h[key]:.0%} {label}")
+    if "distinct_2" in h:
+        parts.append(f"distinct-2 {h['distinct_2']:.2f}")
+    errors = f"; not computed: {', '.join(sorted(s['errors']))}" if s["errors"] else ""
+    return f"{s['name']} ({', '.join(parts)}{errors})"
 
 
 def cmd_compile(args) -> None:

@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from components.common.config import StrictModel, load_config
 from components.common.errors import TaletuneError
 from components.dataset.config import DatasetConfig
+from components.evaluate.config import EvaluateConfig
 from components.generate.config import GenerateConfig
 from components.ingest.config import IngestConfig
 from components.train.config import TrainConfig
@@ -68,6 +69,8 @@ class ExperimentConfig(StrictModel):
     train: TrainConfig = TrainConfig()
     # Its model, model cache and template follow train and dataset unless set here.
     generate: GenerateConfig = GenerateConfig()
+    # The training data is sampled to generate.n passages per genre unless data_per_genre is set.
+    evaluate: EvaluateConfig = EvaluateConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
 
     @model_validator(mode="after")
@@ -78,6 +81,10 @@ class ExperimentConfig(StrictModel):
         for key, value in follow.items():
             if key not in given:
                 setattr(self.generate, key, value)
+        if "data_per_genre" not in self.evaluate.model_fields_set:
+            self.evaluate.data_per_genre = self.generate.n
+        if "seed" not in self.evaluate.model_fields_set:
+            self.evaluate.seed = self.generate.seed
         return self
 
 

@@ -1,5 +1,5 @@
 # KFP reads the annotations at runtime: no `from __future__ import annotations` here.
-"""The taletune DAG: ingest -> dataset -> train -> one Model per level -> generate per level (later: evaluate -> report).
+"""The taletune DAG: ingest -> dataset -> train -> one Model per level -> generate -> evaluate per level (later: report).
 
     python -m pipelines compile --config full --out taletune.yaml
 
@@ -13,6 +13,7 @@ from kfp import dsl, kubernetes
 from kfp.dsl import Dataset
 
 from components.dataset.component import make_dataset
+from components.evaluate.component import evaluate, evaluation_reference, sentiment_model
 from components.generate.component import generate
 from components.ingest.catalog import load_catalog
 from components.ingest.component import ingest
@@ -33,7 +34,17 @@ def parameters(config: ExperimentConfig) -> dict:
         "dataset_config": config.dataset.model_dump(exclude_none=True),
         "train_config": config.train.model_dump(exclude_none=True),
         "generate_config": config.generate.model_dump(exclude_none=True),
+        "evaluate_config": evaluate_parameters(config),
     }
+
+
+def evaluate_parameters(config: ExperimentConfig) -> dict:
+    """The evaluate config as a parameter; a null sentiment model (VADER only) travels as "",
+    since leaving it out would bring back the default model."""
+    values = config.evaluate.model_dump(exclude_none=True)
+    if config.evaluate.sentiment.model is None:
+        values["sentiment"]["model"] = ""
+    return values
 
 
 def on_cluster(task: dsl.PipelineTask, k8s: KubernetesConfig, needs_s3: bool = True) -> dsl.PipelineTask:
@@ -87,6 +98,7 @@ def build_pipeline(config: ExperimentConfig, local: bool = False):
         dataset_config: dict = defaults["dataset_config"],
         train_config: dict = defaults["train_config"],
         generate_config: dict = defaults["generate_config"],
+        evaluate_config: dict = defaults["evaluate_config"],
     ) -> Dataset:
         books = place(ingest(catalog=catalog, config=ingest_config)).set_display_name("ingest")
         data = make_dataset(books=books.outputs["books"], catalog=catalog, config=dataset_config)
@@ -104,11 +116,22 @@ def build_pipeline(config: ExperimentConfig, local: bool = False):
                 for k in range(1, levels + 1)
             }
             runs = {0: per_level[1], **per_level}
+
+        # Every story set is measured against one reference (genre classifier, held-out
+        # passages) and one sentiment model, each built once; the training data is a set too,
+        # and the anchor its topics are aligned to.
+        reference = place(evaluation_reference(dataset=dataset, config=evaluate_config), needs_s3=False)
+        reference.set_display_name("evaluation-reference")
+        senti = place(sentiment_model(config=evaluate_config)).set_display_name("sentiment-model")
+        measured = {"reference": reference.outputs["reference"], "sentiment": senti.outputs["model"], "dataset": dataset, "config": evaluate_config}
+        data_set = place(evaluate(stories=dataset, **measured), needs_s3=False).set_display_name("evaluate-training-data")
         for k in range(levels + 1):
             chosen = select_level(adapters=runs[k].outputs["adapters"], level=k)
             place(chosen, needs_s3=False).set_display_name(f"level-{k}")
             stories = generate(adapter=chosen.outputs["adapter"], catalog=catalog, config=generate_config)
             place(stories, gpu=True).set_display_name(f"generate-level-{k}")
+            scored = evaluate(stories=stories.outputs["stories"], anchor=data_set.outputs["evaluation"], **measured)
+            place(scored, needs_s3=False).set_display_name(f"evaluate-level-{k}")
         return dataset
 
     return taletune

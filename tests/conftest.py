@@ -217,3 +217,11 @@ def smollm2(tmp_path_factory) -> Path:
     except TaletuneError as exc:
         pytest.fail(f"the default model is missing: {exc}")
     return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_sentiment(tmp_path_factory) -> Path:
+    """A tiny random sentiment classifier folder, for pipeline runs that test plumbing."""
+    from tests.tiny import make_sentiment_model
+
+    return make_sentiment_model(tmp_path_factory.mktemp("sentiment"))

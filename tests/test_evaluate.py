@@ -1,5 +1,8 @@
 """The evaluate stage's analyses on hand-written stories: golden counts, words and intervals."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from components.common.errors import TaletuneError
@@ -7,6 +10,7 @@ from components.evaluate.diversity import compression_ratio, distinct_n, diversi
 from components.evaluate.intervals import share, wilson
 from components.evaluate.lexicon import Matcher, load_lexicon, read_word_list, top_words
 from components.evaluate.text import words
+from tests.tiny import make_sentiment_model
 
 STORIES = [
     {"genre": "horror", "text": "The woman screamed. The dead woman rose from the grave, and the village died of fear."},
@@ -98,15 +102,26 @@ def test_a_missing_nltk_resource_names_the_fix(monkeypatch, tmp_path):
     from components.evaluate.nltk_data import require
 
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
-    with pytest.raises(TaletuneError, match=r"NLTK resource 'vader_lexicon' is missing; install it with `python -m nltk.downloader vader_lexicon`"):
+    with pytest.raises(TaletuneError, match=r"NLTK resource 'vader_lexicon' is missing; install with `python -m nltk.downloader vader_lexicon`"):
         require("vader_lexicon")
+    with pytest.raises(TaletuneError, match=r"resources 'wordnet', 'stopwords' are missing; install with `python -m nltk.downloader wordnet stopwords`"):
+        require("wordnet", "stopwords")
+
+
+def test_a_run_checks_its_nltk_data_before_it_starts(tmp_path, mirror):
+    from tests.conftest import run_cli
+
+    result = run_cli("pipelines", "run", "--config", "demo", env={"NLTK_DATA": str(tmp_path), "TALETUNE_RUNS": str(tmp_path / "runs"),
+                                                                   "TALETUNE_GUTENBERG_MIRROR": str(mirror)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "install with `python -m nltk.downloader stopwords wordnet opinion_lexicon vader_lexicon sentence_polarity`" in result.stderr
+    assert not (tmp_path / "runs").exists(), "nothing ran"
 
 
 # ------------------------------------------------------------------ topics and the stage
 
 
 def _story_file(path, stories, header=True):
-    import json
 
     lines = [{"type": "header", "model": "tiny", "level": 1}] if header else []
     path.write_text("".join(json.dumps(r) + "\n" for r in [*lines, *stories]))
@@ -138,7 +153,6 @@ def test_lda_is_deterministic_and_finds_the_two_vocabularies(nltk_data):
 
 
 def test_the_cli_evaluates_a_set_and_the_dataset(tmp_path, nltk_data):
-    import json
 
     from tests.tiny import make_dataset
 
@@ -155,7 +169,7 @@ def test_the_cli_evaluates_a_set_and_the_dataset(tmp_path, nltk_data):
     assert first["flags"]["all"]["empty"]["share"] == 0.0
     assert {"scream", "fear", "dead"} <= {w["word"] for w in first["lexicon"]["by_genre"]["horror"]["negative"]}
     assert not first["lexicon"]["by_genre"]["fairy_tale"]["negative"]
-    assert len(training["topics"]["aligned_to_first"]) == 2
+    assert len(training["topics"]["aligned_to"]) == 2
     assert "| tiny level 1 | all | 48 |" in (tmp_path / "eval" / "report.md").read_text()
     assert (tmp_path / "eval" / "provenance.json").is_file()
 
@@ -236,30 +250,21 @@ def test_frechet_golden():
     assert abs(shifted - 9.0) < 1e-6, "a pure shift adds its squared length"
 
 
-def tiny_sentiment_model(folder):
-    """A random BERT classifier with MiniLM's tokenizer: fast, for the plumbing only."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+def _dataset_with_test_split(folder):
+    from tests.tiny import make_dataset
 
-    from components.evaluate.embed import minilm_folder
-
-    tok = AutoTokenizer.from_pretrained(minilm_folder())
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                        id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
-    BertForSequenceClassification(config).save_pretrained(folder, safe_serialization=True)
-    tok.save_pretrained(folder)
-    return folder
+    data = make_dataset(folder)
+    (data / "data" / "test.parquet").write_bytes((data / "data" / "validation.parquet").read_bytes())
+    return data
 
 
 def test_the_pipeline_path_with_a_tiny_classifier_and_the_dataset(tmp_path, nltk_data):
-    import json
 
     from components.evaluate.config import EvaluateConfig
-    from components.evaluate.stage import run_evaluate
-    from tests.tiny import make_dataset
+    from components.evaluate.stage import headline, run_evaluate
 
-    data = make_dataset(tmp_path / "data")
-    (tmp_path / "data" / "data" / "test.parquet").write_bytes((tmp_path / "data" / "data" / "validation.parquet").read_bytes())
-    model = tiny_sentiment_model(tmp_path / "sentiment")
+    data = _dataset_with_test_split(tmp_path / "data")
+    model = make_sentiment_model(tmp_path / "sentiment")
     stories = _story_file(tmp_path / "stories.jsonl", many_stories(6))
     config = EvaluateConfig(sentiment={"model": str(model)}, topics={"n": 2}, genre={"train_per_group": 10})
     metrics = run_evaluate([str(stories)], config, tmp_path / "eval", dataset=str(data))
@@ -275,8 +280,131 @@ def test_the_pipeline_path_with_a_tiny_classifier_and_the_dataset(tmp_path, nltk
 
     assert load_classifier(str(model)).tokenizer.truncation_side == "left", "the classifier reads the ending"
     report = (tmp_path / "eval" / "report.md").read_text()
-    assert "| tiny level 1 | horror | 6 |" in report and "VADER" in report
+    assert "| tiny level 1 | horror | 6 |" in report and "VADER" in report and "Genre classifier" in report
+    numbers = headline(s)
+    assert numbers["stories"] == 12 and numbers["genre_as_asked"] == s["genre_fidelity"]["all"]["as_asked"]["share"]
+    assert {"positive_ending", "vader_positive", "distinct_2", "frechet_horror", "topic_coherence_mean"} <= set(numbers)
     json.dumps(metrics)  # all plain JSON
+
+
+def test_a_saved_reference_gives_the_same_measures_as_one_built_in_place(tmp_path, nltk_data):
+    import numpy as np
+
+    from components.evaluate.config import EvaluateConfig
+    from components.evaluate.reference import Reference, build_reference
+    from components.evaluate.stage import run_evaluate
+
+    data = _dataset_with_test_split(tmp_path / "data")
+    config = EvaluateConfig(sentiment={"model": None}, topics={"n": 2}, genre={"train_per_group": 10, "reference_per_genre": 4})
+    summary = build_reference(data, config, tmp_path / "reference")
+    assert summary["closeness_passages"] == {"fairy_tale": 4, "horror": 4} and summary["provenance"]["seed"] == 42
+    assert not (tmp_path / "reference.tmp").exists()
+
+    # The saved classifier is only weights (in C order: safetensors scrambles Fortran order).
+    built, loaded = Reference.build(data, config), Reference.load(tmp_path / "reference")
+    texts = ["the ghost screamed in the dark grave", "the princess danced at the golden castle"]
+    from components.evaluate.embed import embed
+
+    assert loaded.classifier.predict(texts) == built.classifier.predict(texts)
+    assert np.allclose(loaded.held_out["horror"], built.held_out["horror"])
+
+    stories = _story_file(tmp_path / "stories.jsonl", many_stories(6))
+    fresh = run_evaluate([str(stories)], config, tmp_path / "a", dataset=str(data))["sets"][0]
+    reused = run_evaluate([str(stories)], config, tmp_path / "b", dataset=str(data), reference=str(tmp_path / "reference"))["sets"][0]
+    for key in ("genre_fidelity", "closeness", "copying"):
+        assert fresh[key] == reused[key], key
+    assert len(embed(texts)) == 2
+
+
+@pytest.mark.parametrize("groups", [2, 3])
+def test_the_genre_classifier_predicts_what_scikit_learn_predicts(groups, tmp_path):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from components.evaluate.genre_classifier import GenreClassifier
+
+    rng = np.random.default_rng(groups)
+    vectors = rng.normal(size=(60, 8)).astype(np.float32)
+    labels = [["a", "b", "c"][i % groups] for i in range(60)]
+    vectors[:, 0] += [2.0 * (i % groups) for i in range(60)]
+    ours = GenreClassifier.fit(["x"] * 60, labels, vectors=vectors)
+    theirs = LogisticRegression(max_iter=2000, C=4.0, random_state=42).fit(vectors, labels)
+    probe = rng.normal(size=(40, 8)).astype(np.float32) * 2
+    assert ours.predict(["x"] * 40, probe) == list(theirs.predict(probe))
+    ours.save(tmp_path)
+    assert GenreClassifier.load(tmp_path).predict(["x"] * 40, probe) == list(theirs.predict(probe))
+
+
+def test_the_genre_classifier_tells_held_out_books_apart(tmp_path, mirror, nltk_data):
+    """Whole books it never saw: The Yellow Wallpaper (horror), Grimm (fairy tales), Sherlock Holmes (other)."""
+    from components.dataset.stage import run_dataset
+    from components.evaluate.config import EvaluateConfig
+    from components.evaluate.reference import build_reference
+    from components.ingest.catalog import load_catalog
+    from components.ingest.config import IngestConfig
+    from components.ingest.stage import run_ingest
+    from pipelines.config import load_experiment
+
+    experiment = load_experiment("heldout-books")
+    run_ingest(load_catalog(experiment.catalog), IngestConfig(mirror=str(mirror), offline=True), tmp_path / "books")
+    run_dataset(tmp_path / "books", experiment.dataset, tmp_path / "data")
+    # Small samples keep this fast; `python -m components.evaluate.reference` with the defaults gives the full figure.
+    config = EvaluateConfig(genre={"train_per_group": 40, "test_per_group": 15, "reference_per_genre": 2})
+    report = build_reference(tmp_path / "data", config, tmp_path / "reference")["genre_classifier"]
+    assert report["test_books"] == ["1661", "1952", "7074"] and report["n"] == 15 + 15 + 8  # The Yellow Wallpaper: 8 passages
+    assert report["by_label"]["horror"] >= 0.8 and report["by_label"]["fairy_tale"] >= 0.8, report
+    # `other` has one training book left (Pride and Prejudice), so Sherlock Holmes is not
+    # recognised as `other`: the measure that matters here is horror against fairy tale.
+
+
+def test_the_training_data_is_sampled_to_the_size_of_a_story_set(tmp_path):
+    from components.evaluate.stories import read_set
+
+    data = _dataset_with_test_split(tmp_path / "data")
+    name, records, notes = read_set(data, per_genre=5, seed=1)
+    assert name == "training data" and len(records) == 10 and {r["genre"] for r in records} == {"horror", "fairy_tale"}
+    assert read_set(data, per_genre=5, seed=1)[1] == records, "seeded"
+    assert notes == ["5 of the 24 fairy_tale training passages, sampled with seed 1", "5 of the 24 horror training passages, sampled with seed 1"]
+    assert len(read_set(data)[1]) == 48
+
+
+def test_the_offline_sentiment_stand_in_is_trained_once_into_the_model_cache(tmp_path, nltk_data, monkeypatch):
+    from components.evaluate import sentiment_model
+    from components.evaluate.sentiment import model_folder
+
+    # 32 sentences: the plumbing, not the accuracy (the slow test below checks that).
+    monkeypatch.setitem(sentiment_model.STANDINS, "minilm-polarity", {"epochs": 1, "limit": 32, "seed": 42, "freeze_embeddings": True})
+    folder = model_folder("minilm-polarity", str(tmp_path / "models"))
+    assert folder.startswith(str(tmp_path / "models" / "minilm-polarity-")) and (Path(folder) / "model.safetensors").is_file()
+    record = json.loads((Path(folder) / "training.json").read_text())
+    assert record["trained_on"] == 32 and record["provenance"]["config"]["freeze_embeddings"] is True
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained twice")
+
+    monkeypatch.setattr(sentiment_model, "train", no_training)
+    assert model_folder("minilm-polarity", str(tmp_path / "models")) == folder
+
+
+def test_build_once_keeps_nothing_from_a_killed_build(tmp_path):
+    from components.train.models import MARKER, build_once
+
+    def killed(folder):
+        (folder / "weights").write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_once("m", str(tmp_path), killed)
+    assert not (tmp_path / "m").exists(), "a killed build looks unfinished"
+    calls = []
+
+    def build(folder):
+        calls.append(folder)
+        (folder / "weights").write_text("whole")
+
+    first = build_once("m", str(tmp_path), build)
+    assert build_once("m", str(tmp_path), build) == first and len(calls) == 1
+    assert (first / "weights").read_text() == "whole" and (first / MARKER).is_file()
 
 
 def test_an_unreachable_sentiment_model_names_the_offline_path(tmp_path, nltk_data):

@@ -30,8 +30,12 @@ def test_every_shipped_config_compiles(name, tmp_path):
     trains = {"train"} if config.train.mode == "nested" else {"train", *(f"train-{k}" for k in range(2, levels + 1))}
     selects = {"select-level", *(f"select-level-{k}" for k in range(2, levels + 2))}
     generates = {"generate", *(f"generate-{k}" for k in range(2, levels + 2))}
-    assert set(tasks) == {"ingest", "make-dataset", *trains, *selects, *generates}
+    evaluates = {"evaluate", *(f"evaluate-{k}" for k in range(2, levels + 3))}  # the training data, then each level
+    assert set(tasks) == {"ingest", "make-dataset", *trains, *selects, *generates, "evaluation-reference", "sentiment-model", *evaluates}
     assert tasks["generate-2"]["dependentTasks"] == ["select-level-2"]
+    assert sorted(tasks["evaluate"]["dependentTasks"]) == ["evaluation-reference", "make-dataset", "sentiment-model"]
+    assert sorted(tasks["evaluate-3"]["dependentTasks"]) == ["evaluate", "evaluation-reference", "generate-2", "make-dataset", "sentiment-model"]
+    assert "anchor" not in tasks["evaluate"]["inputs"].get("artifacts", {})
     assert tasks["make-dataset"]["dependentTasks"] == ["ingest"]
     assert tasks["train"]["dependentTasks"] == ["make-dataset"]
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
@@ -66,14 +70,17 @@ def test_cluster_placement_from_the_config(tmp_path):
     assert ingest["tolerations"][0]["key"] == "dedicated" and ingest["tolerations"][0]["effect"] == "NoSchedule"
 
 
-# The demo's training, shrunk to seconds: 4 rows per genre, 64-token blocks.
+# The demo's training, shrunk to seconds: 4 rows per genre, 64-token blocks; 3 stories per
+# genre and level, and a small genre classifier.
 SMALL_TRAIN = ("train.max_train_rows_per_genre=4", "train.block_size=64", "train.batch_size=4", "train.max_eval_rows=8",
-               "generate.n=2", "generate.sampling.max_new_tokens=8")
+               "generate.n=3", "generate.sampling.max_new_tokens=12", "evaluate.topics.n=2", "evaluate.genre.train_per_group=20",
+               "evaluate.genre.reference_per_genre=10", "evaluate.genre.test_per_group=10")
 
 
-def _run(tmp_path, mirror, *overrides, env=None, models=None):
+def _run(tmp_path, mirror, *overrides, env=None, models=None, sentiment=None):
     args = ["pipelines", "run", "--config", "demo"]
-    for item in (*SMALL_TRAIN, *overrides):
+    # A tiny random classifier stands in for the trained sentiment model (minutes to train).
+    for item in (*SMALL_TRAIN, f"evaluate.sentiment.model={sentiment or 'null'}", *overrides):
         args += ["--set", item]
     env = {"TALETUNE_RUNS": str(tmp_path / "runs"), "TALETUNE_GUTENBERG_MIRROR": str(mirror), **(env or {})}
     if models:
@@ -81,8 +88,10 @@ def _run(tmp_path, mirror, *overrides, env=None, models=None):
     return run_cli(*args, env=env, timeout=600)
 
 
-def test_demo_pipeline_runs_locally(tmp_path, mirror, smollm2):
-    result = _run(tmp_path, mirror, models=smollm2)
+def test_demo_pipeline_runs_locally_with_the_book_cache_on_s3(tmp_path, mirror, smollm2, tiny_sentiment, nltk_data, s3, s3_server):
+    # One run checks every stage (a pipeline run is minutes); the book cache is on S3.
+    env = {"NLTK_DATA": str(nltk_data), "AWS_ENDPOINT_URL": s3_server}
+    result = _run(tmp_path, mirror, f"ingest.cache={s3}/cache", models=smollm2, sentiment=tiny_sentiment, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     dataset = Path(next(line.split()[1] for line in result.stdout.splitlines() if line.startswith("dataset:")))
     assert dataset.is_relative_to(tmp_path / "runs")
@@ -117,47 +126,56 @@ def test_demo_pipeline_runs_locally(tmp_path, mirror, smollm2):
         records = [json.loads(x) for x in Path(line.split()[3]).read_text().splitlines()]
         header, stories = records[0], records[1:]
         assert header["type"] == "header" and header["packages"]["torch"]
-        assert sorted(s["id"] for s in stories) == ["fairy_tale-0000", "fairy_tale-0001", "horror-0000", "horror-0001"]
+        assert sorted(s["id"] for s in stories) == [f"{g}-000{i}" for g in ("fairy_tale", "horror") for i in range(3)]
         by_level[header["level"]] = stories
     assert sorted(by_level) == [0, 1, 2, 3]
     assert by_level[0][0]["adapter"] is None and by_level[3][0]["adapter"].endswith("adapter")
     assert by_level[0][0]["text"] != by_level[3][0]["text"]
 
+    # Every set evaluated, the training data included, against one reference and sentiment model.
+    evaluations = [line for line in result.stdout.splitlines() if line.startswith("evaluation, ")]
+    assert len(evaluations) == 5, result.stdout[-3000:]
+    assert evaluations[0].startswith("evaluation, training data (6 stories")
+    assert "genre classifier: accuracy" in result.stdout
+    for line in evaluations:
+        metrics = json.loads((Path(line.rsplit(" ", 1)[1]).parent / "metrics.json").read_text())
+        s = metrics["sets"][0]
+        assert not s["errors"], (line, s["errors"])
+        assert {"sentiment", "sentiment_vader", "lexicon", "topics", "diversity", "flags", "genre_fidelity", "copying", "closeness"} <= set(s)
+        assert s["sentiment"]["model"] == str(tiny_sentiment)
+        assert metrics["genre_classifier"]["n"] > 0
+        if s["name"] != "training data":
+            assert len(s["topics"]["aligned_to"]) == 2, "aligned to the training data's topics"
+            assert s["stories"]["by_genre"] == {"fairy_tale": 3, "horror": 3}
+    # The dashboard's view of a set: its Markdown output and its Metrics.
+    reports = sorted(run_dir.glob("evaluate*/report"))
+    assert len(reports) == 5 and all(r.read_text().startswith("# Story sets") for r in reports)
 
-def test_pipeline_with_the_book_cache_on_s3(tmp_path, mirror, s3, s3_server, smollm2):
+    # The books went to the S3 cache, and the pipeline's dataset is byte for byte what the
+    # stages give when run by hand.
     from components.common import storage
-
-    catalog = {"genres": {"horror": {"prompt": "Write me a horror story", "books": [1952]}, "fairy_tale": {"prompt": "Write me a fairy tale", "books": [7074]}}}
-    # One training level: this test is about the storage, and each level adds two tasks.
-    overrides = (f"catalog={json.dumps(catalog)}", f"ingest.cache={s3}/cache", "dataset.max_rows_per_genre=null", "dataset.min_lines=5",
-                 "train.levels=[{fraction: 1.0, epochs: 1}]")
-    result = _run(tmp_path, mirror, *overrides, env={"AWS_ENDPOINT_URL": s3_server}, models=smollm2)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "1952.clean.txt" in storage.list_prefix(f"{s3}/cache/books")
-
-    # The pipeline's dataset is byte for byte what the stages give when run by hand.
-    from components.dataset.config import DatasetConfig
     from components.dataset.stage import run_dataset
     from components.ingest.catalog import load_catalog
     from components.ingest.config import IngestConfig
     from components.ingest.stage import run_ingest
 
-    dataset = Path(next(line.split()[1] for line in result.stdout.splitlines() if line.startswith("dataset:")))
-    run_ingest(load_catalog(catalog), IngestConfig(mirror=str(mirror), offline=True), tmp_path / "books")
-    run_dataset(tmp_path / "books", DatasetConfig(max_rows_per_genre=None, min_lines=5), tmp_path / "by-hand")
+    assert "84.clean.txt" in storage.list_prefix(f"{s3}/cache/books")
+    experiment = load_experiment("demo")
+    run_ingest(load_catalog(experiment.catalog), IngestConfig(mirror=str(mirror), offline=True), tmp_path / "books")
+    run_dataset(tmp_path / "books", experiment.dataset, tmp_path / "by-hand")
     for split in ("train", "validation", "test"):
         name = f"data/{split}.parquet"
         assert (dataset / name).read_bytes() == (tmp_path / "by-hand" / name).read_bytes()
-    # Ingest again, offline: the books come from the S3 cache the pipeline filled.
-    (tmp_path / "catalog.yaml").write_text(yaml.safe_dump(catalog))
-    again = run_cli("components.ingest", "fetch", "--out", str(tmp_path / "again"), "--catalog", str(tmp_path / "catalog.yaml"),
-                    "--set", f"cache={s3}/cache", "--set", "offline=true", env={"AWS_ENDPOINT_URL": s3_server, "TALETUNE_GUTENBERG_MIRROR": ""})
+    # Ingest again, offline and without the mirror: the books come from the S3 cache the pipeline filled.
+    again = run_cli("components.ingest", "fetch", "--out", str(tmp_path / "again"), "--set", f"cache={s3}/cache", "--set", "offline=true",
+                    env={"AWS_ENDPOINT_URL": s3_server, "TALETUNE_GUTENBERG_MIRROR": ""})
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("(cache)") == 2
+    assert again.stderr.count("(cache)") == 18
 
 
-def test_a_failing_task_stops_the_run_with_its_message(tmp_path, mirror):
-    result = _run(tmp_path, mirror, "catalog={genres: {horror: {prompt: p, books: [999999]}}}", "ingest.offline=true")
+def test_a_failing_task_stops_the_run_with_its_message(tmp_path, mirror, nltk_data):
+    result = _run(tmp_path, mirror, "catalog={genres: {horror: {prompt: p, books: [999999]}}}", "ingest.offline=true",
+                  env={"NLTK_DATA": str(nltk_data)})
     assert result.returncode == 2
     assert "error: ebook 999999 was not found" in result.stdout
     assert "error: the pipeline stopped" in result.stderr and "Traceback" not in result.stderr

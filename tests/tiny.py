@@ -1,4 +1,4 @@
-"""A tiny random Llama-style model and a tiny dataset, for fast training tests."""
+"""A tiny random Llama-style model, a tiny sentiment classifier and a tiny dataset, for fast tests."""
 
 from __future__ import annotations
 
@@ -60,4 +60,20 @@ def make_dataset(folder: Path, rows_per_genre: int = 24, seed: int = 0) -> Path:
     splits["train"].append({**splits["train"][0], "label": "other", "prompt": None, "text": None})
     for name, rows in splits.items():
         write_parquet(rows, folder / "data" / f"{name}.parquet")
+    return folder
+
+
+def make_sentiment_model(folder: Path) -> Path:
+    """A random one-layer BERT classifier with MiniLM's tokenizer: the plumbing, fast."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from components.evaluate.embed import minilm_folder
+
+    tok = AutoTokenizer.from_pretrained(minilm_folder())
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                        id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
     return folder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from components.common.config import StrictModel
 
@@ -28,15 +28,27 @@ class TopicSettings(StrictModel):
 
 class SentimentSettings(StrictModel):
     # A hub id, local folder or s3:// prefix of a binary text classifier. The default is
-    # what the reference's BERT pipeline used; offline, train a stand-in with
-    # `python -m components.evaluate.sentiment_model --out DIR` and give DIR. None: VADER only.
+    # what the reference's BERT pipeline used. Offline, `minilm-polarity` (or the quicker
+    # `minilm-polarity-small`) is a stand-in trained once, here, from installed packages
+    # (components.evaluate.sentiment_model).
+    # None: VADER only.
     model: str | None = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
+    # Where downloaded or trained models are kept (default: the language models' cache).
+    model_cache: str | None = None
     vader: bool = True
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value):
+        # KFP parameters cannot hold null, so the pipeline passes "" for "no classifier".
+        return None if value == "" else value
 
 
 class GenreSettings(StrictModel):
     # Training passages per catalog group for the genre classifier (embedding is the cost).
     train_per_group: int = Field(default=150, gt=0)
+    # Test passages per catalog group for the classifier's accuracy (a seeded sample).
+    test_per_group: int = Field(default=200, gt=0)
     # Held-out passages per genre for the closeness (Fréchet) reference.
     reference_per_genre: int = Field(default=100, gt=1)
 
@@ -46,6 +58,9 @@ class EvaluateConfig(StrictModel):
     topics: TopicSettings = TopicSettings()
     sentiment: SentimentSettings = SentimentSettings()
     genre: GenreSettings = GenreSettings()
+    # The training-data set: this many passages per genre (seeded), the size of a story
+    # set, since distinct-n and self-BLEU depend on size. None: every training passage.
+    data_per_genre: int | None = Field(default=100, gt=0)
     # Word n-grams for the copying measure.
     copy_ngram: int = Field(default=8, gt=1)
     # Self-BLEU compares a fixed sample of this many stories (it grows with the square).

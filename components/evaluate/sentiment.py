@@ -5,17 +5,17 @@
 A story's sentiment follows its ending, so the classifier reads the last 512 words,
 through a `text-classification` pipeline whose tokenizer truncates from the left: the
 model sees the end of the story even when the story is longer than its window. The
-model is any hub id, local folder or s3:// prefix. Offline, train one with
-`python -m components.evaluate.sentiment_model --out DIR` and point `sentiment.model`
-at DIR. VADER (NLTK's `vader_lexicon`) scores the same ending: compound >= 0.05 is
-positive, <= -0.05 negative, in between neutral.
+model is any hub id, local folder or s3:// prefix. Offline, `minilm-polarity` (or
+`minilm-polarity-small`) names a stand-in trained once from installed packages (see
+`sentiment_model`). VADER (NLTK's
+`vader_lexicon`) scores the same ending: compound >= 0.05 is positive, <= -0.05
+negative, in between neutral.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from components.common import storage
 from components.common.errors import TaletuneError
 from components.evaluate.intervals import share
 from components.evaluate.nltk_data import require
@@ -30,20 +30,33 @@ def ending(text: str, n: int = ENDING_WORDS) -> str:
     return text[spans[-n]:] if len(spans) > n else text
 
 
+def model_folder(model: str, cache: str | None = None) -> str:
+    """A local folder for the sentiment model: hub id, folder, s3:// prefix, or the stand-in alias."""
+    from components.evaluate.sentiment_model import STANDINS, build_standin
+    from components.train.models import resolve
+
+    if model in STANDINS:
+        return str(build_standin(model, cache))
+    try:
+        return str(resolve(model, cache))
+    except TaletuneError as exc:
+        raise TaletuneError(f"cannot load the sentiment model: {exc}; offline, set sentiment.model={next(iter(STANDINS))} (trained once, "
+                            "here, from installed packages) or train one with `python -m components.evaluate.sentiment_model --out DIR` "
+                            "and set sentiment.model=DIR") from None
+
+
 @lru_cache(maxsize=2)  # every set of a run shares the loaded classifier
-def load_classifier(model: str):
+def load_classifier(model: str, cache: str | None = None):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-    folder = model
-    if storage.is_s3(model):
-        folder = str(storage.download_prefix(model, storage.join(storage.cache_root(), "sentiment", model.replace("/", "_"))))
+    folder = model_folder(model, cache)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, truncation_side="left")
         classifier = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise TaletuneError(
-            f"cannot load the sentiment model {model} ({str(exc).splitlines()[0][:160]}); offline, train one with "
-            "`python -m components.evaluate.sentiment_model --out DIR` and set sentiment.model=DIR"
+            f"cannot load the sentiment model {model} ({str(exc).splitlines()[0][:160]}); it must be a text classifier "
+            "with safetensors weights and a tokenizer"
         ) from None
     return pipeline("text-classification", model=classifier, tokenizer=tokenizer, truncation=True, max_length=512, device=-1)
 
@@ -57,8 +70,8 @@ def polarity(label: str) -> str:
     raise TaletuneError(f"the sentiment model's label {label!r} is neither positive nor negative; use a binary sentiment model")
 
 
-def classify(records: list[dict], model: str, batch_size: int = 16) -> list[str]:
-    classify_fn = load_classifier(model)
+def classify(records: list[dict], model: str, batch_size: int = 16, cache: str | None = None) -> list[str]:
+    classify_fn = load_classifier(model, cache)
     outputs = classify_fn([ending(r["text"]) or " " for r in records], batch_size=batch_size)
     return [polarity(o["label"]) for o in outputs]
 

@@ -30,35 +30,40 @@ from components.evaluate.stories import read_set
 log = logging.getLogger(__name__)
 
 
-def run_evaluate(sources: list[str], config: EvaluateConfig, out_dir: str | Path, dataset: str | None = None) -> dict:
+def run_evaluate(sources: list[str], config: EvaluateConfig, out_dir: str | Path, dataset: str | None = None,
+                 reference: str | None = None, anchor: list[dict] | None = None, sentiment_folder: str | None = None) -> dict:
     """Evaluate each source and write the outputs; returns the metrics.
 
-    `dataset` (the dataset stage's folder) enables genre fidelity, copying and closeness.
+    `dataset` (the dataset stage's folder) enables genre fidelity, copying and closeness;
+    `reference` is that dataset's prebuilt reference (built here when not given).
+    Topics are aligned to `anchor` (another set's topics) when given, else to the first set's.
+    `sentiment_folder` holds `sentiment.model` already fetched or trained.
     """
     out = Path(out_dir)
-    corpus = Corpus(dataset, config) if dataset else None
+    corpus = Corpus(dataset, config, reference) if dataset else None
     sets = []
     for source in sources:
-        name, records, notes = read_set(source)
-        sets.append(evaluate_set(name, str(source), records, notes, config, corpus))
-    reference = next((s for s in sets if "topics" in s), None)
-    if reference:
+        name, records, notes = read_set(source, config.data_per_genre, config.seed)
+        sets.append(evaluate_set(name, str(source), records, notes, config, corpus, sentiment_folder))
+    first = next((s["topics"]["topics"] for s in sets if "topics" in s), None)
+    if anchor or first:
         from components.evaluate.topics import align
 
         for s in sets:
-            if "topics" in s and s is not reference:
-                s["topics"]["aligned_to_first"] = align(reference["topics"]["topics"], s["topics"]["topics"])
+            if "topics" in s and (anchor or s["topics"]["topics"] is not first):
+                s["topics"]["aligned_to"] = align(anchor or first, s["topics"]["topics"])
     metrics = {"sets": sets, "config": config.model_dump()}
     if corpus:
         metrics["genre_classifier"] = corpus.classifier_report()
     out.mkdir(parents=True, exist_ok=True)
     storage.write_text(str(out / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
-    storage.write_text(str(out / "report.md"), report(sets))
+    storage.write_text(str(out / "report.md"), report(sets, metrics.get("genre_classifier")))
     write_provenance(out, config.model_dump(), seed=config.seed, sources=[str(s) for s in sources])
     return metrics
 
 
-def evaluate_set(name: str, source: str, records: list[dict], notes: list[str], config: EvaluateConfig, corpus=None) -> dict:
+def evaluate_set(name: str, source: str, records: list[dict], notes: list[str], config: EvaluateConfig, corpus=None,
+                 sentiment_folder: str | None = None) -> dict:
     result: dict = {"name": name, "source": source, "notes": notes, "errors": {}, "seconds": {}}
     if not records:
         result["errors"]["all"] = f"{source} has no stories; nothing to evaluate"
@@ -73,7 +78,7 @@ def evaluate_set(name: str, source: str, records: list[dict], notes: list[str], 
         "topics": lambda: topic_model(texts, config),
     }
     if config.sentiment.model:
-        analyses["sentiment"] = lambda: sentiment_by_genre(records, config.sentiment.model)
+        analyses["sentiment"] = lambda: sentiment_by_genre(records, config.sentiment.model, config.sentiment.model_cache, sentiment_folder)
     if config.sentiment.vader:
         analyses["sentiment_vader"] = lambda: vader_by_genre(records)
     if corpus:
@@ -134,11 +139,11 @@ def topic_model(texts: list[str], config: EvaluateConfig) -> dict:
     return topics(texts, t.n, t.top_n, config.seed, t.passes, t.normalize)
 
 
-def sentiment_by_genre(records: list[dict], model: str) -> dict:
+def sentiment_by_genre(records: list[dict], model: str, cache: str | None = None, folder: str | None = None) -> dict:
     from components.evaluate.sentiment import classify, tally
 
     return {"backend": "transformers text-classification", "model": model, "reads": "last 512 words",
-            "by_genre": tally(records, classify(records, model))}
+            "by_genre": tally(records, classify(records, folder or model, cache=cache))}
 
 
 def vader_by_genre(records: list[dict]) -> dict:
@@ -148,41 +153,22 @@ def vader_by_genre(records: list[dict]) -> dict:
 
 
 class Corpus:
-    """The dataset's passages: a genre classifier, an n-gram index and reference embeddings."""
+    """The dataset's training passages (for copying) and the reference built from it
+    (genre classifier, held-out passage embeddings), loaded from `reference` if given."""
 
-    def __init__(self, dataset: str, config: EvaluateConfig):
-        import random
+    def __init__(self, dataset: str, config: EvaluateConfig, reference: str | None = None):
+        from components.evaluate.reference import Reference, passages
 
-        import pyarrow.parquet as pq
-
-        folder = Path(dataset) / "data"
-        if not (folder / "train.parquet").is_file():
-            raise TaletuneError(f"{dataset} is not a dataset folder (no data/train.parquet); pass the dataset stage's output")
         self.config = config
-        train = [r for r in pq.read_table(folder / "train.parquet").to_pylist() if r.get("response")]
-        self.test = [r for r in pq.read_table(folder / "test.parquet").to_pylist() if r.get("response")]
-        by_group: dict[str, list[dict]] = {}
-        for r in train:
-            by_group.setdefault(r["label"], []).append(r)
-        rng = random.Random(config.seed)
-        self.sample = [r for g, rows in sorted(by_group.items()) for r in rng.sample(rows, min(config.genre.train_per_group, len(rows)))]
-        self.train_texts = [r["response"] for r in train]
-        self._classifier = self._index = None
+        # Copying is measured against what the model was trained on: the genre passages.
+        self.train_texts = [r["response"] for r in passages(dataset, "train") if r.get("prompt")]
+        self.reference = Reference.load(reference) if reference else Reference.build(dataset, config)
+        self._index = None
         self._vectors: dict[str, object] = {}  # story text -> embedding, shared by fidelity and closeness
-
-    def classifier(self):
-        from components.evaluate.genre_classifier import GenreClassifier
-
-        if self._classifier is None:
-            self._classifier = GenreClassifier.fit([r["response"] for r in self.sample], [r["label"] for r in self.sample], self.config.seed)
-        return self._classifier
 
     def classifier_report(self) -> dict:
         """Accuracy on the test split (whole held-out books when the dataset holds books out)."""
-        try:
-            return {"trained_on": len(self.sample), **self.classifier().accuracy([r["response"] for r in self.test], [r["label"] for r in self.test])}
-        except TaletuneError as exc:
-            return {"error": str(exc)}
+        return self.reference.summary["genre_classifier"]
 
     def embed(self, texts: list[str]):
         import numpy as np
@@ -195,7 +181,7 @@ class Corpus:
 
     def fidelity(self, records: list[dict]) -> dict:
         texts = [r["text"] for r in records]
-        predicted = self.classifier().predict(texts, self.embed(texts))
+        predicted = self.reference.classifier.predict(texts, self.embed(texts))
         out = {}
         for genre in ["all", *sorted({r["genre"] for r in records})]:
             pairs = [(p, r["genre"]) for p, r in zip(predicted, records) if genre == "all" or r["genre"] == genre]
@@ -212,27 +198,51 @@ class Corpus:
 
     def closeness(self, records: list[dict]) -> dict:
         """Fréchet distance between story embeddings and held-out passages of the same genre."""
-        import random
-
         from components.evaluate.closeness import frechet
-        from components.evaluate.embed import embed
 
         out = {}
         for genre in sorted({r["genre"] for r in records}):
-            passages = [r["response"] for r in self.test if r["label"] == genre]
-            if len(passages) < 2:
-                out[genre] = {"error": f"the dataset's test split has {len(passages)} passages of {genre}; closeness needs at least 2"}
+            passages = self.reference.held_out.get(genre)
+            if passages is None:
+                out[genre] = {"error": self.reference.summary["closeness_errors"].get(genre, f"the dataset has no held-out {genre} passages")}
                 continue
-            passages = random.Random(self.config.seed).sample(passages, min(len(passages), self.config.genre.reference_per_genre))
             stories = [r["text"] for r in records if r["genre"] == genre and r["text"].strip()]
             if len(stories) < 2:
                 out[genre] = {"error": f"{len(stories)} non-empty {genre} stories; closeness needs at least 2"}
                 continue
-            out[genre] = {"frechet": round(frechet(self.embed(stories), embed(passages)), 4), "stories": len(stories), "passages": len(passages)}
+            out[genre] = {"frechet": round(frechet(self.embed(stories), passages), 4), "stories": len(stories), "passages": len(passages)}
         return out
 
 
-def report(sets: list[dict]) -> str:
+def headline(s: dict) -> dict[str, float]:
+    """The few numbers of a set that the dashboard shows (KFP Metrics): overall shares and means."""
+    out: dict[str, float] = {"stories": s.get("stories", {}).get("all", 0)}
+    picks = {
+        "positive_ending": ("sentiment", "by_genre", "all", "positive", "share"),
+        "vader_positive": ("sentiment_vader", "by_genre", "all", "positive", "share"),
+        "genre_as_asked": ("genre_fidelity", "all", "as_asked", "share"),
+        "copied_8gram_share": ("copying", "all", "mean_copied_share"),
+        "distinct_2": ("diversity", "all", "distinct_2"),
+        "self_bleu": ("diversity", "all", "self_bleu"),
+        "repeated_4gram_share": ("diversity", "all", "repeated_4gram_share"),
+        "degenerate_share": ("flags", "all", "degenerate", "share"),
+    }
+    for name, path in picks.items():
+        value = s
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)):
+            out[name] = float(value)
+    for genre, entry in s.get("closeness", {}).items():
+        if "frechet" in entry:
+            out[f"frechet_{genre}"] = entry["frechet"]
+    coherence = [t["coherence"] for t in s.get("topics", {}).get("topics", []) if t.get("coherence") is not None]
+    if coherence:
+        out["topic_coherence_mean"] = round(sum(coherence) / len(coherence), 4)
+    return out
+
+
+def report(sets: list[dict], classifier: dict | None = None) -> str:
     """The headline numbers of every set, as Markdown (rendered by the Kubeflow dashboard)."""
     def pct(entry: dict | None) -> str:
         if not entry or entry.get("share") is None:
@@ -240,9 +250,9 @@ def report(sets: list[dict]) -> str:
         low, high = entry["ci95"]
         return f"{entry['share']:.0%} ({low:.0%}-{high:.0%})"
 
-    lines = ["# Story sets", "", "Shares with Wilson 95% intervals.", ""]
-    lines += ["| set | genre | stories | positive ending | VADER positive | as asked (genre) | copied 8-grams | distinct-2 | repeated 4-grams | degenerate |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["# Story sets", "", "Shares with Wilson 95% intervals; closeness is the Fréchet distance to held-out passages (lower is closer).", ""]
+    lines += ["| set | genre | stories | positive ending | VADER positive | as asked (genre) | copied 8-grams | closeness | distinct-2 | repeated 4-grams | degenerate |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in sets:
         for genre in ["all", *s.get("stories", {}).get("by_genre", {})]:
             n = s.get("stories", {}).get("all" if genre == "all" else "by_genre", {})
@@ -252,9 +262,13 @@ def report(sets: list[dict]) -> str:
                 f"| {s['name']} | {genre} | {n} | {pct(s.get('sentiment', {}).get('by_genre', {}).get(genre, {}).get('positive'))} "
                 f"| {pct(s.get('sentiment_vader', {}).get('by_genre', {}).get(genre, {}).get('positive'))} "
                 f"| {pct(s.get('genre_fidelity', {}).get(genre, {}).get('as_asked'))} "
-                f"| {s.get('copying', {}).get(genre, {}).get('mean_copied_share', '-')} | {d.get('distinct_2', '-')} "
+                f"| {s.get('copying', {}).get(genre, {}).get('mean_copied_share', '-')} "
+                f"| {s.get('closeness', {}).get(genre, {}).get('frechet', '-')} | {d.get('distinct_2', '-')} "
                 f"| {d.get('repeated_4gram_share', '-')} | {pct(s.get('flags', {}).get(genre, {}).get('degenerate'))} |"
             )
+    if classifier and classifier.get("accuracy") is not None:
+        lines += ["", f"Genre classifier (MiniLM embeddings, logistic regression): accuracy {classifier['accuracy']:.0%} on "
+                  f"{classifier['n']} held-out passages, by genre {classifier['by_label']}."]
     for s in sets:
         if "sentiment" in s:
             lines += ["", f"Sentiment of {s['name']}: {s['sentiment']['model']} on the {s['sentiment']['reads']}; VADER as a second opinion."]
@@ -267,7 +281,11 @@ def report(sets: list[dict]) -> str:
     for s in sets:
         if "topics" in s:
             lines += ["", f"## Topics: {s['name']}", ""]
-            lines += [f"{t['id']}. ({t['coherence']}) {', '.join(t['words'][:10])}" for t in s["topics"]["topics"]]
+            matched = {a["topic"]: a for a in s["topics"].get("aligned_to", [])}
+            for t in s["topics"]["topics"]:
+                a = matched.get(t["id"])
+                pair = f" [~ reference topic {a['reference']}, overlap {a['overlap']}]" if a else ""
+                lines.append(f"{t['id']}. (c_v {t['coherence']}){pair} {', '.join(t['words'][:10])}")
         for key, message in s["errors"].items():
             lines += ["", f"**{s['name']}: {key} not computed**: {message}"]
         for note in s["notes"]:

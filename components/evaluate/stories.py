@@ -17,11 +17,15 @@ from components.common.errors import TaletuneError
 UNLABELLED = "unlabelled"
 
 
-def read_set(source: str | Path) -> tuple[str, list[dict], list[str]]:
-    """(set name, records with genre and text, notes on what was odd in the input)."""
+def read_set(source: str | Path, per_genre: int | None = None, seed: int = 42) -> tuple[str, list[dict], list[str]]:
+    """(set name, records with genre and text, notes on what was odd in the input).
+
+    A dataset's passages are sampled (seeded) to `per_genre` per genre, so the training
+    data is measured at the size of a story set: distinct-n and self-BLEU depend on it.
+    """
     path = Path(source)
     if (path / "data" / "train.parquet").is_file():
-        return _dataset(path)
+        return _dataset(path, per_genre, seed)
     if path.is_dir() and (path / "stories.jsonl").is_file():
         path = path / "stories.jsonl"
     if not path.is_file():
@@ -29,12 +33,23 @@ def read_set(source: str | Path) -> tuple[str, list[dict], list[str]]:
     return _stories(path)
 
 
-def _dataset(folder: Path) -> tuple[str, list[dict], list[str]]:
+def _dataset(folder: Path, per_genre: int | None, seed: int) -> tuple[str, list[dict], list[str]]:
+    import random
+
     import pyarrow.parquet as pq
 
     rows = pq.read_table(folder / "data" / "train.parquet").to_pylist()
-    records = [{"genre": r["label"], "text": r["response"]} for r in rows if r.get("prompt") and r.get("response")]
-    return "training data", records, []
+    by_genre: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("prompt") and r.get("response"):
+            by_genre.setdefault(r["label"], []).append({"genre": r["label"], "text": r["response"]})
+    notes, records = [], []
+    for genre, chosen in sorted(by_genre.items()):
+        if per_genre and len(chosen) > per_genre:
+            notes.append(f"{per_genre} of the {len(chosen)} {genre} training passages, sampled with seed {seed}")
+            chosen = random.Random(seed).sample(chosen, per_genre)
+        records += chosen
+    return "training data", records, notes
 
 
 def _stories(path: Path) -> tuple[str, list[dict], list[str]]:

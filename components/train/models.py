@@ -45,6 +45,9 @@ ALIASES = {
 }
 
 
+MARKER = "taletune_model.json"  # written last: a folder holding it is a complete model
+
+
 def model_cache(configured: str | None = None) -> str:
     return configured or os.environ.get("TALETUNE_MODEL_CACHE") or storage.join(storage.cache_root(), "models")
 
@@ -101,22 +104,39 @@ def _hub_snapshot(repo_id: str) -> Path:
 
 
 def _cached_alias(alias: str, cache: str) -> Path:
-    remote = storage.join(cache, alias)
-    local = Path(remote) if not storage.is_s3(remote) else _local_staging(alias)
-    if (local / "taletune_model.json").is_file():
+    return build_once(alias, cache, lambda folder: convert_gguf(alias, folder))
+
+
+def build_once(name: str, cache: str, build) -> Path:
+    """A model folder made by `build(folder)` once and kept in the model cache (local or S3).
+
+    `build` writes into a temporary folder, which is renamed when it is complete (and
+    then uploaded, for an S3 cache): a killed build leaves nothing that looks finished.
+    """
+    remote = storage.join(cache, name)
+    local = Path(remote) if not storage.is_s3(remote) else _local_staging(name)
+    if (local / MARKER).is_file():
         return local
-    if storage.is_s3(remote) and storage.exists(storage.join(remote, "taletune_model.json")):
+    if storage.is_s3(remote) and storage.exists(storage.join(remote, MARKER)):
         return storage.download_prefix(remote, local)
-    convert_gguf(alias, local)
+    tmp = local.with_name(local.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    build(tmp)
+    if not (tmp / MARKER).is_file():
+        (tmp / MARKER).write_text(json.dumps({"name": name}) + "\n")
+    shutil.rmtree(local, ignore_errors=True)
+    os.replace(tmp, local)
     if storage.is_s3(remote):
-        for path in sorted(local.rglob("*")):
+        # The marker goes last, so a reader never takes a half-uploaded folder for a model.
+        for path in sorted(local.rglob("*"), key=lambda p: p.name == MARKER):
             if path.is_file():
                 storage.upload_file(path, storage.join(remote, str(path.relative_to(local))))
     return local
 
 
 def convert_gguf(alias: str, out: Path) -> Path:
-    """Dequantize an alias's GGUF file into a safetensors model folder (atomically)."""
+    """Dequantize an alias's GGUF file into a safetensors model folder."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -129,17 +149,12 @@ def convert_gguf(alias: str, out: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
     spec = ALIASES[alias]
-    (tmp / "taletune_model.json").write_text(
+    (out / MARKER).write_text(
         json.dumps({"alias": alias, "gguf": source.name, "original": spec.original, "license": spec.license}, indent=2)
     )
-    shutil.rmtree(out, ignore_errors=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, out)
     return out
 
 

@@ -1,0 +1,148 @@
+"""What every story set is measured against, built once from the dataset.
+
+    NLTK_DATA=../shared/nltk_data python -m components.evaluate.reference runs/.../make-dataset/dataset --out reference/
+
+- a genre classifier (MiniLM embeddings and logistic regression) trained on a seeded
+  sample of the training passages of every catalog group, `other` included, with its
+  accuracy on a seeded sample of the test split (whole held-out books with
+  `split.holdout_books`);
+- the embeddings of a seeded sample of held-out passages per genre, the reference of
+  the closeness (Fréchet) measure.
+
+Embedding is most of an evaluation's cost, so the pipeline builds this once and every
+evaluate task loads it. Files: `genre_classifier.{safetensors,json}`,
+`closeness.safetensors` and `reference.json` (the classifier's accuracy, the counts and
+the provenance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.common.errors import TaletuneError, main_guard
+from components.common.provenance import provenance
+from components.evaluate.config import EvaluateConfig
+from components.evaluate.genre_classifier import GenreClassifier
+
+CLOSENESS = "closeness.safetensors"
+OTHER = "other"  # the catalog's negative examples: no stories are asked for in it
+SUMMARY = "reference.json"
+
+
+def passages(dataset: str | Path, split: str) -> list[dict]:
+    """The dataset's passages of one split, `other` included ({label, response, book_id, ...})."""
+    import pyarrow.parquet as pq
+
+    path = Path(dataset) / "data" / f"{split}.parquet"
+    if not path.is_file():
+        raise TaletuneError(f"{dataset} is not a dataset folder (no data/{split}.parquet); pass the dataset stage's output")
+    return [r for r in pq.read_table(path).to_pylist() if r.get("response")]
+
+
+@dataclass
+class Reference:
+    classifier: GenreClassifier
+    held_out: dict = field(default_factory=dict)  # genre -> embeddings of held-out passages
+    summary: dict = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, dataset: str | Path, config: EvaluateConfig) -> "Reference":
+        import numpy as np
+
+        from components.evaluate.embed import embed
+
+        rng = random.Random(config.seed)
+        by_group: dict[str, list[dict]] = {}
+        for r in passages(dataset, "train"):
+            by_group.setdefault(r["label"], []).append(r)
+        sample = [r for _, rows in sorted(by_group.items()) for r in rng.sample(rows, min(config.genre.train_per_group, len(rows)))]
+        classifier = GenreClassifier.fit([r["response"] for r in sample], [r["label"] for r in sample], config.seed)
+
+        # Only sampled passages are embedded (embedding is the cost): up to
+        # genre.test_per_group per group for the accuracy, and up to
+        # genre.reference_per_genre per genre for closeness.
+        test = passages(dataset, "test")
+        groups = sorted({r["label"] for r in test})
+        scored, held_out_index, notes = [], {}, {}
+        for group in groups:
+            index = [i for i, r in enumerate(test) if r["label"] == group]
+            scored += sorted(random.Random(config.seed).sample(index, min(len(index), config.genre.test_per_group)))
+        for genre in sorted(g for g in set(by_group) | set(groups) if g != OTHER):
+            index = [i for i, r in enumerate(test) if r["label"] == genre]
+            if len(index) < 2:
+                notes[genre] = f"the dataset's test split has {len(index)} passages of {genre}; closeness needs at least 2"
+                continue
+            held_out_index[genre] = sorted(random.Random(config.seed).sample(index, min(len(index), config.genre.reference_per_genre)))
+        needed = sorted(set(scored).union(*held_out_index.values()))
+        vectors = dict(zip(needed, embed([test[i]["response"] for i in needed]))) if needed else {}
+        report = {"trained_on": len(sample), "test_books": sorted({test[i].get("book_id") for i in scored} - {None}),
+                  **classifier.accuracy([test[i]["response"] for i in scored], [test[i]["label"] for i in scored],
+                                        np.stack([vectors[i] for i in scored]) if scored else None)}
+        held_out = {g: np.stack([vectors[i] for i in index]) for g, index in held_out_index.items()}
+        summary = {"genre_classifier": report, "closeness_passages": {g: len(v) for g, v in held_out.items()}, "closeness_errors": notes,
+                   "dataset": str(dataset)}
+        return cls(classifier, held_out, summary)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write into a temporary folder, then rename: a reader never sees half a reference."""
+        import shutil
+
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.classifier.save(tmp)
+        if self.held_out:
+            save_file(dict(self.held_out), str(tmp / CLOSENESS))
+        (tmp / SUMMARY).write_text(json.dumps(self.summary, indent=2) + "\n")
+        if folder.exists():
+            # KFP creates an output artifact's folder before the task runs; fill it in place.
+            for item in tmp.iterdir():
+                item.replace(folder / item.name)
+            tmp.rmdir()
+        else:
+            tmp.replace(folder)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Reference":
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        if not (folder / SUMMARY).is_file():
+            raise TaletuneError(f"{folder} is not an evaluation reference (no {SUMMARY}); build it with `python -m components.evaluate.reference`")
+        held_out = load_file(str(folder / CLOSENESS)) if (folder / CLOSENESS).is_file() else {}
+        return cls(GenreClassifier.load(folder), held_out, json.loads((folder / SUMMARY).read_text()))
+
+
+def build_reference(dataset: str | Path, config: EvaluateConfig, out: str | Path) -> dict:
+    reference = Reference.build(dataset, config)
+    reference.summary["provenance"] = provenance(config.model_dump(), config.seed)
+    reference.save(out)
+    return reference.summary
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    from components.common.cli import add_config_args, setup_logging
+    from components.common.config import load_config
+
+    parser = argparse.ArgumentParser(prog="python -m components.evaluate.reference", description=__doc__.split("\n")[0])
+    parser.add_argument("dataset", help="the dataset stage's output folder")
+    parser.add_argument("--out", required=True, help="output folder")
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    summary = build_reference(args.dataset, load_config(EvaluateConfig, args.config, args.overrides), args.out)
+    report = summary["genre_classifier"]
+    print(f"genre classifier: accuracy {report['accuracy']} on {report['n']} test passages {report['by_label']}; reference in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
