@@ -349,9 +349,10 @@ def test_the_genre_classifier_tells_held_out_books_apart(tmp_path, mirror, nltk_
     run_ingest(load_catalog(experiment.catalog), IngestConfig(mirror=str(mirror), offline=True), tmp_path / "books")
     run_dataset(tmp_path / "books", experiment.dataset, tmp_path / "data")
     # Small samples keep this fast; `python -m components.evaluate.reference` with the defaults gives the full figure.
-    config = EvaluateConfig(genre={"train_per_group": 40, "test_per_group": 15, "reference_per_genre": 2})
+    config = EvaluateConfig(genre={"train_per_group": 40, "test_per_group": 12, "reference_per_genre": 2})
     report = build_reference(tmp_path / "data", config, tmp_path / "reference")["genre_classifier"]
-    assert report["test_books"] == ["1661", "1952", "7074"] and report["n"] == 15 + 15 + 8  # The Yellow Wallpaper: 8 passages
+    # All 12 passages of The Yellow Wallpaper, all 11 of Grimm's held-out book, 12 of Sherlock Holmes.
+    assert report["test_books"] == ["1661", "1952", "7074"] and report["n"] == 12 + 11 + 12
     assert report["by_label"]["horror"] >= 0.8 and report["by_label"]["fairy_tale"] >= 0.8, report
     # `other` has one training book left (Pride and Prejudice), so Sherlock Holmes is not
     # recognised as `other`: the measure that matters here is horror against fairy tale.
@@ -372,12 +373,14 @@ def test_the_offline_sentiment_stand_in_is_trained_once_into_the_model_cache(tmp
     from components.evaluate import sentiment_model
     from components.evaluate.sentiment import model_folder
 
-    # 32 sentences: the plumbing, not the accuracy (the slow test below checks that).
+    # 32 sentences, scored on 64: the plumbing, not the accuracy (the slow test below checks that).
+    train_rows, test_rows = sentiment_model.sentences(42)
+    monkeypatch.setattr(sentiment_model, "sentences", lambda seed: (train_rows, test_rows[:64]))
     monkeypatch.setitem(sentiment_model.STANDINS, "minilm-polarity", {"epochs": 1, "limit": 32, "seed": 42, "freeze_embeddings": True})
     folder = model_folder("minilm-polarity", str(tmp_path / "models"))
     assert folder.startswith(str(tmp_path / "models" / "minilm-polarity-")) and (Path(folder) / "model.safetensors").is_file()
     record = json.loads((Path(folder) / "training.json").read_text())
-    assert record["trained_on"] == 32 and record["provenance"]["config"]["freeze_embeddings"] is True
+    assert record["trained_on"] == 32 and record["held_out"] == 64 and record["provenance"]["config"]["freeze_embeddings"] is True
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained twice")
