@@ -69,7 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stories", type=int, default=100)
     parser.add_argument("--new-tokens", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=64, help="taletune's stories in flight (the stage's default cap)")
+    parser.add_argument("--batch-size", type=int, default=128, help="taletune's stories in flight (the stage's default cap)")
     parser.add_argument("--naive-stories", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
