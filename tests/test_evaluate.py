@@ -354,6 +354,7 @@ def test_the_genre_classifier_tells_held_out_books_apart(tmp_path, mirror, nltk_
     # All 12 passages of The Yellow Wallpaper, all 11 of Grimm's held-out book, 12 of Sherlock Holmes.
     assert report["test_books"] == ["1661", "1952", "7074"] and report["n"] == 12 + 11 + 12
     assert report["by_label"]["horror"] >= 0.8 and report["by_label"]["fairy_tale"] >= 0.8, report
+    assert report["balanced_accuracy"] == round(sum(report["by_label"].values()) / 3, 4)
     # `other` has one training book left (Pride and Prejudice), so Sherlock Holmes is not
     # recognised as `other`: the measure that matters here is horror against fairy tale.
 

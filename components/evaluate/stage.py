@@ -267,7 +267,8 @@ def report(sets: list[dict], classifier: dict | None = None) -> str:
                 f"| {d.get('repeated_4gram_share', '-')} | {pct(s.get('flags', {}).get(genre, {}).get('degenerate'))} |"
             )
     if classifier and classifier.get("accuracy") is not None:
-        lines += ["", f"Genre classifier (MiniLM embeddings, logistic regression): accuracy {classifier['accuracy']:.0%} on "
+        balanced = f" (balanced over groups: {classifier['balanced_accuracy']:.0%})" if classifier.get("balanced_accuracy") is not None else ""
+        lines += ["", f"Genre classifier (MiniLM embeddings, logistic regression): accuracy {classifier['accuracy']:.0%}{balanced} on "
                   f"{classifier['n']} held-out passages, by genre {classifier['by_label']}."]
     for s in sets:
         if "sentiment" in s:
