@@ -77,7 +77,8 @@ def cmd_run(args) -> None:
               f"{info['tokens_per_second']:.0f} tokens/s, {info['degenerate_share']:.0%} flagged)")
     for summary in sorted(run_dir.glob("evaluation-reference*/reference/reference.json")):
         report = json.loads(summary.read_text())["genre_classifier"]
-        print(f"genre classifier: accuracy {report['accuracy']:.0%} on {report['n']} held-out passages {report['by_label']}")
+        if report["accuracy"] is not None:
+            print(f"genre classifier: accuracy {report['accuracy']:.0%} on {report['n']} held-out passages {report['by_label']}")
     for metrics in sorted(run_dir.glob("evaluate*/evaluation/metrics.json")):
         print(f"evaluation, {evaluation_line(json.loads(metrics.read_text())['sets'][0])}: {metrics.parent / 'report.md'}")
 

@@ -303,8 +303,6 @@ def test_a_saved_reference_gives_the_same_measures_as_one_built_in_place(tmp_pat
     # The saved classifier is only weights (in C order: safetensors scrambles Fortran order).
     built, loaded = Reference.build(data, config), Reference.load(tmp_path / "reference")
     texts = ["the ghost screamed in the dark grave", "the princess danced at the golden castle"]
-    from components.evaluate.embed import embed
-
     assert loaded.classifier.predict(texts) == built.classifier.predict(texts)
     assert np.allclose(loaded.held_out["horror"], built.held_out["horror"])
 
@@ -313,7 +311,21 @@ def test_a_saved_reference_gives_the_same_measures_as_one_built_in_place(tmp_pat
     reused = run_evaluate([str(stories)], config, tmp_path / "b", dataset=str(data), reference=str(tmp_path / "reference"))["sets"][0]
     for key in ("genre_fidelity", "closeness", "copying"):
         assert fresh[key] == reused[key], key
-    assert len(embed(texts)) == 2
+
+
+def test_a_dataset_without_test_passages_still_gets_a_reference(tmp_path, nltk_data):
+    import pyarrow.parquet as pq
+
+    from components.evaluate.config import EvaluateConfig
+    from components.evaluate.reference import Reference
+
+    data = _dataset_with_test_split(tmp_path / "data")
+    table = pq.read_table(data / "data" / "test.parquet")
+    pq.write_table(table.slice(0, 0), data / "data" / "test.parquet")
+    reference = Reference.build(data, EvaluateConfig(genre={"train_per_group": 10}))
+    assert reference.summary["genre_classifier"]["accuracy"] is None and reference.summary["genre_classifier"]["n"] == 0
+    assert reference.held_out == {}
+    assert reference.summary["closeness_errors"]["horror"] == "the dataset's test split has 0 passages of horror; closeness needs at least 2"
 
 
 @pytest.mark.parametrize("groups", [2, 3])

@@ -27,7 +27,9 @@ def evaluation_reference(dataset: Input[Dataset], config: dict, reference: Outpu
         summary = build_reference(dataset.path, validate(EvaluateConfig, config, "evaluate config"), reference.path)
     report = summary["genre_classifier"]
     reference.metadata.update({"genre_classifier_accuracy": report["accuracy"], "test_passages": report["n"]})
-    metrics.log_metric("genre_classifier_accuracy", report["accuracy"])
+    if report["accuracy"] is not None:  # None: the dataset has no test passages
+        metrics.log_metric("genre_classifier_accuracy", report["accuracy"])
+        metrics.log_metric("genre_classifier_balanced_accuracy", report["balanced_accuracy"])
     for label, accuracy in report["by_label"].items():
         metrics.log_metric(f"accuracy_{label}", accuracy)
 
