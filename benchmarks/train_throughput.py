@@ -47,7 +47,7 @@ def flops_per_token(model) -> float:
 def rows(args) -> list[dict]:
     from components.dataset.config import DatasetConfig
     from components.dataset.stage import run_dataset
-    from components.ingest.catalog import load_catalog
+    from components.common.catalog import load_catalog
     from components.ingest.config import IngestConfig
     from components.ingest.stage import run_ingest
     from components.train.data import read_split
@@ -66,7 +66,7 @@ def fresh_model(config):
     import torch
 
     from components.train.fit import attach_lora
-    from components.train.models import load_base
+    from components.common.models import load_base
 
     torch.manual_seed(0)
     model, tokenizer, _ = load_base(config.model, None, "fp32")
@@ -135,7 +135,7 @@ def main() -> None:
 
     from components.train import data as D
     from components.train.config import TrainConfig
-    from components.train.models import resolve
+    from components.common.models import resolve
 
     config = TrainConfig(block_size=256, batch_size=8)
     tokenizer = AutoTokenizer.from_pretrained(resolve(config.model))

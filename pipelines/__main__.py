@@ -1,9 +1,9 @@
 """Compile, run locally, submit and schedule the taletune pipeline.
 
     python -m pipelines run --config demo                 # what `make run` does
-    python -m pipelines compile --config full --out taletune.yaml
-    python -m pipelines submit --config full --host http://localhost:8080
-    python -m pipelines schedule --config full --cron "0 0 3 * * 1" --host http://localhost:8080
+    python -m pipelines compile --config seed-study-7b --out taletune.yaml
+    python -m pipelines submit --config seed-study-7b --host http://localhost:8080
+    python -m pipelines schedule --config seed-study-7b --cron "0 0 3 * * 1" --host http://localhost:8080
 """
 
 from __future__ import annotations
@@ -31,15 +31,18 @@ def _experiment(args):
 def preflight(config) -> None:
     """Fail fast, with one message, on what would otherwise fail inside a task."""
     from components.common import storage
-    from components.ingest.catalog import load_catalog
+    from components.common.catalog import load_catalog
     from components.ingest.gutenberg import GutenbergFetcher
 
     from components.evaluate.nltk_data import needed, require
+
+    from components.common.runprefix import claim
 
     load_catalog(config.catalog)
     GutenbergFetcher(config.ingest)  # checks the mirror path
     storage.check_writable(config.ingest.cache_root())
     require(*needed(config.evaluate))  # the evaluate tasks come after minutes of training
+    claim(config.report_prefix(), config.fingerprint(), config.replace_prefix)  # the report task, at the end, claims it again
 
 
 def cmd_run(args) -> None:
@@ -68,19 +71,39 @@ def cmd_run(args) -> None:
     (run_dir / "experiment.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))
     print(f"\nrun folder: {run_dir}")
     print(f"dataset:    {dataset}  (datasheet: {dataset / 'datasheet.md'})")
-    for record in sorted(run_dir.glob("select-level*/adapter/training.json")):
-        info = json.loads(record.read_text())
-        print(f"level {info['level']}:    {record.parent}  (val_loss {info['val_loss']:.4f}, perplexity {info['perplexity']:.2f})")
-    for summary in sorted(run_dir.glob("generate*/stories/summary.json")):
-        info = json.loads(summary.read_text())
-        print(f"stories, level {info['level']}: {summary.parent / 'stories.jsonl'}  ({info['stories']} stories, "
-              f"{info['tokens_per_second']:.0f} tokens/s, {info['degenerate_share']:.0%} flagged)")
+    print_summary(run_dir)
+
+
+def _reused(folder: Path) -> str:
+    record = folder / "run.json"
+    return "  [reused: nothing recomputed]" if record.is_file() and json.loads(record.read_text()).get("reused") else ""
+
+
+def print_summary(run_dir: Path) -> None:
+    """Each task's result, model by model and level by level, and whether it was reused."""
+    for record in sorted(run_dir.glob("train*/adapters/run.json")):
+        print(f"train, {json.loads(record.read_text())['model']}: {record.parent}{_reused(record.parent)}")
+    levels = [json.loads(p.read_text()) | {"path": p.parent} for p in run_dir.glob("select-level*/adapter/training.json")]
+    for info in sorted(levels, key=lambda i: (i["model"], i["level"])):
+        loss = f"val_loss {info['val_loss']:.4f}, perplexity {info['perplexity']:.2f}" if info.get("val_loss") is not None else "no validation rows"
+        print(f"{info['model']} level {info['level']}: {info['path']}  ({loss})")
+    sets = [json.loads(p.read_text()) | {"path": p.parent} for p in run_dir.glob("generate*/stories/summary.json")]
+    for info in sorted(sets, key=lambda i: (i["model"], i["level"])):
+        print(f"stories, {info['model']} level {info['level']}: {info['path'] / 'stories.jsonl'}  ({info['stories']} stories, "
+              f"{info['tokens_per_second']:.0f} tokens/s, {info['degenerate_share']:.0%} flagged)"
+              + ("  [reused: no story generated]" if info.get("reused") else ""))
     for summary in sorted(run_dir.glob("evaluation-reference*/reference/reference.json")):
         report = json.loads(summary.read_text())["genre_classifier"]
         if report["accuracy"] is not None:
-            print(f"genre classifier: accuracy {report['accuracy']:.0%} on {report['n']} held-out passages {report['by_label']}")
-    for metrics in sorted(run_dir.glob("evaluate*/evaluation/metrics.json")):
-        print(f"evaluation, {evaluation_line(json.loads(metrics.read_text())['sets'][0])}: {metrics.parent / 'report.md'}")
+            print(f"genre classifier: accuracy {report['accuracy']:.0%} on {report['n']} held-out passages {report['by_label']}"
+                  f"{_reused(summary.parent)}")
+    evaluations = [(json.loads(p.read_text())["sets"][0], p.parent) for p in run_dir.glob("evaluate*/evaluation/metrics.json")]
+    for s, folder in sorted(evaluations, key=lambda e: (e[0]["kind"] != "training_data", e[0].get("model") or "", e[0].get("level") or 0)):
+        print(f"evaluation, {evaluation_line(s)}: {folder / 'report.md'}{_reused(folder)}")
+    for html in sorted(run_dir.glob("report*/html")):
+        record = html.parent / "report" / "run.json"
+        prefix = json.loads(record.read_text())["prefix"] if record.is_file() else None
+        print(f"\nreport: {html}" + (f"  (also {prefix}/report.html)" if prefix else "") + _reused(html.parent / "report"))
 
 
 def evaluation_line(s: dict) -> str:

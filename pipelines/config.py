@@ -14,13 +14,15 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components.common.config import StrictModel, load_config
+from components.common.config import StrictModel, load_config, validate
 from components.common.errors import TaletuneError
+from components.common.modelspec import ModelSpec, merged
 from components.dataset.config import DatasetConfig
 from components.evaluate.config import EvaluateConfig
-from components.generate.config import GenerateConfig
+from components.generate.config import GenerateConfig, GenerateSettings
 from components.ingest.config import IngestConfig
-from components.train.config import TrainConfig
+from components.report.config import ReportConfig
+from components.train.config import TrainConfig, TrainSettings
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -49,6 +51,9 @@ class KubernetesConfig(StrictModel):
     # A Secret with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL for
     # the storage layer (k8s/s3-secret.example.yaml). None: the tasks get no S3 variables.
     s3_secret: str | None = "taletune-s3"
+    # A Secret with HF_TOKEN, for gated hub models (Llama-2): the train and generate tasks
+    # get it as an environment variable. None: no token (public models).
+    hf_token_secret: str | None = None
     retries: int = Field(default=2, ge=0)
     cpu_request: str = "1"
     cpu_limit: str = "2"
@@ -64,28 +69,61 @@ class ExperimentConfig(StrictModel):
     # The genre catalog: "default" (the reference study's books), a YAML path or URI,
     # or the catalog itself, inline.
     catalog: str | dict = "default"
+    # The models to train and compare, each at every level: an alias, hub id, folder or
+    # s3:// prefix, or a mapping with what differs for it (components/common/modelspec.py).
+    models: list[ModelSpec] = Field(default=[ModelSpec(name="smollm2-135m")], min_length=1)
     ingest: IngestConfig = IngestConfig()
     dataset: DatasetConfig = DatasetConfig()
-    train: TrainConfig = TrainConfig()
-    # Its model, model cache and template follow train and dataset unless set here.
-    generate: GenerateConfig = GenerateConfig()
+    # Shared by every model; an entry of models: overrides it for its model.
+    train: TrainSettings = TrainSettings()
+    # Its model cache follows train's unless set here.
+    generate: GenerateSettings = GenerateSettings()
     # The training data is sampled to generate.n passages per genre unless data_per_genre is set.
     evaluate: EvaluateConfig = EvaluateConfig()
+    report: ReportConfig = ReportConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
+    # The report is also written here, for people outside the dashboard (an s3:// prefix
+    # on a cluster). None: <cache>/reports/<name>. A prefix belongs to one config: a run
+    # of another config there is refused unless replace_prefix is true.
+    run_prefix: str | None = None
+    replace_prefix: bool = False
 
     @model_validator(mode="after")
     def _generate_follows_training(self):
-        given = self.generate.model_fields_set
-        follow = {"model": self.train.model, "model_cache": self.train.model_cache,
-                  "trust_remote_code": self.train.trust_remote_code, "template": self.dataset.template}
-        for key, value in follow.items():
-            if key not in given:
-                setattr(self.generate, key, value)
+        labels = [m.label for m in self.models]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"two models have the same label ({', '.join(labels)}); give one a label: of its own")
+        for spec in self.models:  # each model's settings must validate now, not in a task an hour later
+            self.train_config(spec)
+            self.generate_config(spec)
+            self.gpu_for(spec)
+        if "model_cache" not in self.generate.model_fields_set:
+            self.generate.model_cache = self.train.model_cache
         if "data_per_genre" not in self.evaluate.model_fields_set:
             self.evaluate.data_per_genre = self.generate.n
         if "seed" not in self.evaluate.model_fields_set:
             self.evaluate.seed = self.generate.seed
         return self
+
+
+    def report_prefix(self) -> str:
+        from components.common import storage
+
+        return self.run_prefix or storage.join(storage.cache_root(), "reports", self.name)
+
+    def fingerprint(self) -> dict:
+        """What makes two runs the same experiment: everything but how they are measured,
+        reported and placed (so changing only those may reuse the run prefix)."""
+        return self.model_dump(mode="json", exclude={"evaluate", "report", "kubernetes", "run_prefix", "replace_prefix"})
+
+    def train_config(self, spec: ModelSpec) -> TrainConfig:
+        return validate(TrainConfig, merged(self.train.model_dump(), spec.train_overrides()), f"train settings of model {spec.label}")
+
+    def generate_config(self, spec: ModelSpec) -> GenerateConfig:
+        return validate(GenerateConfig, merged(self.generate.model_dump(), spec.generate_overrides()), f"generate settings of model {spec.label}")
+
+    def gpu_for(self, spec: ModelSpec) -> GpuConfig:
+        return validate(GpuConfig, merged(self.kubernetes.gpu.model_dump(), spec.gpu or {}), f"gpu settings of model {spec.label}")
 
 
 def config_path(name_or_file: str) -> Path:

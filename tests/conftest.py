@@ -209,7 +209,7 @@ def smollm2(tmp_path_factory) -> Path:
     at it so the conversion (about a minute) is not repeated.
     """
     from components.common.errors import TaletuneError
-    from components.train.models import resolve
+    from components.common.models import resolve
 
     cache = tmp_path_factory.mktemp("models")
     try:

@@ -3,7 +3,7 @@
 import pytest
 
 from components.dataset.chunk import chunk_text
-from components.dataset.templates import prompt_prefix, render
+from components.common.prompts import prompt_prefix, render
 from components.common.errors import TaletuneError
 
 BOOK = """CHAPTER I

@@ -5,7 +5,7 @@ import pytest
 from components.common.config import apply_overrides, load_config
 from components.common.errors import TaletuneError
 from components.dataset.config import DatasetConfig
-from components.ingest.catalog import load_catalog
+from components.common.catalog import load_catalog
 from pipelines.config import CONFIG_DIR, load_experiment
 
 
@@ -74,10 +74,70 @@ def test_bad_experiment_settings(override, message):
 
 def test_every_shipped_config_loads():
     names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    assert "demo" in names and "full" in names
+    assert {"demo", "seed-study", "seed-study-7b", "heldout-books"} <= set(names)
     for name in names:
         config = load_experiment(name)
         load_catalog(config.catalog)
+        for spec in config.models:
+            assert config.train_config(spec).format == config.generate_config(spec).format == spec.format
+
+
+def test_models_list_with_their_own_formats_and_settings():
+    config = load_experiment("demo", ["models=[smollm2-135m, {name: gemma3-270m, lora: {r: 4}, precision: fp32, train: {learning_rate: 0.001}}]",
+                                      "train.lora.alpha=8"])
+    smol, gemma = config.models
+    assert (smol.label, smol.format, gemma.label, gemma.format) == ("smollm2-135m", "chat", "gemma3-270m", "llama")
+    train = config.train_config(gemma)
+    assert (train.model, train.format, train.precision, train.learning_rate) == ("gemma3-270m", "llama", "fp32", 0.001)
+    assert (train.lora.r, train.lora.alpha) == (4, 8), "an entry's lora merges over the shared one key by key"
+    assert config.train_config(smol).lora.r == 16 and config.train_config(smol).learning_rate == config.train.learning_rate
+    assert config.generate_config(gemma).model == "gemma3-270m"
+    falcon = load_experiment("seed-study-7b").models[0]
+    assert (falcon.label, falcon.format) == ("falcon-7b-instruct", "falcon")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.model=smollm2-135m", "list it under models:"),
+    ("generate.template=chat", "set per model under models:"),
+    ("models=[smollm2-135m, smollm2-135m]", "same label"),
+    ("models=[]", "models"),
+    ("models=[{name: x/y, format: gpt}]", "format"),
+    ("models=[{name: x/y, train: {nope: 1}}]", "unknown key 'nope'"),
+])
+def test_bad_model_settings(override, message):
+    with pytest.raises(TaletuneError, match=message):
+        load_experiment("demo", [override])
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+def test_every_config_round_trips_through_the_pipeline_parameters(name):
+    """What the compiled pipeline's parameters hold is the config, nulls included."""
+    from components.common.config import from_parameter
+    from components.evaluate.config import EvaluateConfig
+    from components.generate.config import GenerateSettings
+    from components.train.config import TrainConfig, for_model
+    from pipelines.pipeline import parameters
+
+    config = load_experiment(name, ["evaluate.data_per_genre=null"])
+    values = parameters(config)
+    evaluate = from_parameter(EvaluateConfig, values["evaluate_config"])
+    assert evaluate == config.evaluate and evaluate.data_per_genre is None, "an explicit null stays null"
+    assert from_parameter(GenerateSettings, values["generate_config"]) == config.generate
+    for spec in config.models:
+        assert for_model(values["train_config"], spec.train_overrides(), config.train_config(spec).shape()) == config.train_config(spec)
+    for stage in ("ingest", "dataset", "report"):
+        assert from_parameter(type(getattr(config, stage)), values[f"{stage}_config"]) == getattr(config, stage)
+
+
+def test_a_run_that_changes_the_dags_shape_fails_at_once():
+    from components.common.config import to_parameter
+    from components.train.config import for_model
+
+    config = load_experiment("demo")
+    shape = config.train_config(config.models[0]).shape()
+    two_levels = to_parameter(config.train.model_copy(update={"levels": config.train.levels[:2]}))
+    with pytest.raises(TaletuneError, match="compiled for 3 in nested mode.*compile again"):
+        for_model(two_levels, config.models[0].train_overrides(), shape)
 
 
 def test_unknown_config_name_lists_the_known_ones():

@@ -8,7 +8,7 @@ import pytest
 from components.common.errors import TaletuneError
 from components.dataset.config import DatasetConfig
 from components.dataset.stage import run_dataset
-from components.ingest.catalog import load_catalog
+from components.common.catalog import load_catalog
 from components.ingest.config import IngestConfig
 from components.ingest.stage import run_ingest
 

@@ -352,7 +352,7 @@ def test_the_genre_classifier_tells_held_out_books_apart(tmp_path, mirror, nltk_
     from components.dataset.stage import run_dataset
     from components.evaluate.config import EvaluateConfig
     from components.evaluate.reference import build_reference
-    from components.ingest.catalog import load_catalog
+    from components.common.catalog import load_catalog
     from components.ingest.config import IngestConfig
     from components.ingest.stage import run_ingest
     from pipelines.config import load_experiment
@@ -403,7 +403,7 @@ def test_the_offline_sentiment_stand_in_is_trained_once_into_the_model_cache(tmp
 
 
 def test_build_once_keeps_nothing_from_a_killed_build(tmp_path):
-    from components.train.models import MARKER, build_once
+    from components.common.models import MARKER, build_once
 
     def killed(folder):
         (folder / "weights").write_text("half")

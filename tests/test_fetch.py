@@ -3,7 +3,7 @@
 import pytest
 
 from components.common.errors import TaletuneError
-from components.ingest.catalog import load_catalog
+from components.common.catalog import load_catalog
 from components.ingest.config import IngestConfig
 from components.ingest.gutenberg import GutenbergFetcher
 from components.ingest.stage import run_ingest

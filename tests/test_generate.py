@@ -10,10 +10,10 @@ import pytest
 
 from components.common.errors import TaletuneError
 from components.generate.config import GenerateConfig
-from components.generate.flags import dominant_ngram, flags, words
+from components.common.flags import dominant_ngram, flags, words
 from components.generate.sampling import Sampling, choose, generate_batch
 from components.generate.stage import run_generate
-from components.ingest.catalog import load_catalog
+from components.common.catalog import load_catalog
 from tests.conftest import kill_then_rerun, run_cli
 from tests.tiny import make_dataset, make_model
 

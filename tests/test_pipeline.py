@@ -21,47 +21,85 @@ def compile_config(name: str, tmp_path: Path, *overrides: str) -> list[dict]:
     return list(yaml.safe_load_all(out.read_text()))
 
 
+def by_display_name(spec: dict) -> dict[str, dict]:
+    """The DAG's tasks by the names the dashboard shows (KFP numbers repeated components)."""
+    return {task["taskInfo"]["name"]: {**task, "id": key} for key, task in spec["root"]["dag"]["tasks"].items()}
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
 def test_every_shipped_config_compiles(name, tmp_path):
     spec, platform = compile_config(name, tmp_path)
-    tasks = spec["root"]["dag"]["tasks"]
+    tasks = by_display_name(spec)
+    ids = {key: task["taskInfo"]["name"] for key, task in spec["root"]["dag"]["tasks"].items()}
     config = load_experiment(name)
     levels = len(config.train.levels)
-    trains = {"train"} if config.train.mode == "nested" else {"train", *(f"train-{k}" for k in range(2, levels + 1))}
-    selects = {"select-level", *(f"select-level-{k}" for k in range(2, levels + 2))}
-    generates = {"generate", *(f"generate-{k}" for k in range(2, levels + 2))}
-    evaluates = {"evaluate", *(f"evaluate-{k}" for k in range(2, levels + 3))}  # the training data, then each level
-    assert set(tasks) == {"ingest", "make-dataset", *trains, *selects, *generates, "evaluation-reference", "sentiment-model", *evaluates}
-    assert tasks["generate-2"]["dependentTasks"] == ["select-level-2"]
-    assert sorted(tasks["evaluate"]["dependentTasks"]) == ["evaluation-reference", "make-dataset", "sentiment-model"]
-    assert sorted(tasks["evaluate-3"]["dependentTasks"]) == ["evaluate", "evaluation-reference", "generate-2", "make-dataset", "sentiment-model"]
-    assert "anchor" not in tasks["evaluate"]["inputs"].get("artifacts", {})
-    assert tasks["make-dataset"]["dependentTasks"] == ["ingest"]
-    assert tasks["train"]["dependentTasks"] == ["make-dataset"]
+    expected = {"ingest", "dataset", "evaluation-reference", "sentiment-model", "evaluate-training-data", "report"}
+    for spec_ in config.models:
+        m = spec_.label
+        expected |= {f"train-{m}"} if config.train.mode == "nested" else {f"train-{m}-level-{k}" for k in range(1, levels + 1)}
+        expected |= {f"{step}-{m}-level-{k}" for step in ("select", "generate", "evaluate") for k in range(levels + 1)}
+    assert set(tasks) == expected
+
+    def needs(task):
+        return sorted(ids[d] for d in tasks[task]["dependentTasks"])
+
+    first = config.models[0].label
+    assert needs(f"generate-{first}-level-2") == [f"select-{first}-level-2"]
+    assert needs("evaluate-training-data") == ["dataset", "evaluation-reference", "sentiment-model"]
+    assert needs(f"evaluate-{first}-level-2") == ["dataset", "evaluate-training-data", "evaluation-reference", f"generate-{first}-level-2",
+                                                 "sentiment-model"]
+    assert len(tasks["report"]["dependentTasks"]) == 1 + len(config.models) * (levels + 1), "every set's evaluation"
+    assert needs("dataset") == ["ingest"]
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    train = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
-    assert train["accelerator"] == {"count": "1", "resourceCount": "1", "resourceType": "nvidia.com/gpu", "type": "nvidia.com/gpu"}
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in executors["exec-train"]["tolerations"]
-    generate = spec["deploymentSpec"]["executors"]["exec-generate"]["container"]["resources"]
-    assert generate["accelerator"]["resourceType"] == "nvidia.com/gpu"
-    assert executors["exec-generate"]["secretAsEnv"][0]["secretName"] == "taletune-s3", "progress goes to S3"
-    assert executors["exec-train"]["secretAsEnv"][0]["secretName"] == "taletune-s3", "checkpoints go to S3"
+    for spec_ in config.models:  # each model's train and generate tasks: its own settings, a GPU
+        train_tasks = [t for n, t in tasks.items() if n.startswith(f"train-{spec_.label}")]
+        assert train_tasks and all(t["inputs"]["parameters"]["model"]["runtimeValue"]["constant"]["model"] == spec_.name for t in train_tasks)
+        for task in [*train_tasks, tasks[f"generate-{spec_.label}-level-1"]]:
+            executor = task["componentRef"]["name"].replace("comp-", "exec-")
+            resources = spec["deploymentSpec"]["executors"][executor]["container"]["resources"]
+            assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu" and resources["accelerator"]["resourceCount"] == "1"
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in executors[executor]["tolerations"]
+            assert executors[executor]["secretAsEnv"][0]["secretName"] == "taletune-s3", "checkpoints and progress go to S3"
+        generate = tasks[f"generate-{spec_.label}-level-1"]["inputs"]["parameters"]["model"]["runtimeValue"]["constant"]
+        assert generate == {"model": spec_.name, "format": spec_.format}
     for task in tasks.values():
         assert task["retryPolicy"]["maxRetryCount"] >= 1
-    for name, executor in spec["deploymentSpec"]["executors"].items():
+    for executor_name, executor in spec["deploymentSpec"]["executors"].items():
         container = executor["container"]
-        assert container["image"] == (GPU_IMAGE if name.startswith(("exec-train", "exec-generate")) else IMAGE)
+        assert container["image"] == (GPU_IMAGE if executor_name.startswith(("exec-train", "exec-generate")) else IMAGE)
         assert "pip install" not in " ".join(container["command"]), "the image already has the project"
     defaults = spec["root"]["inputDefinitions"]["parameters"]
     assert defaults["catalog"]["defaultValue"]["genres"]["horror"]["prompt"] == "Write me a horror story"
-    secrets = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-ingest"]["secretAsEnv"]
+    # The compiled parameters hold the config, nulls included.
+    from components.common.config import from_parameter
+
+    for stage in ("ingest", "dataset", "train", "generate", "evaluate", "report"):
+        assert from_parameter(type(getattr(config, stage)), defaults[f"{stage}_config"]["defaultValue"]) == getattr(config, stage)
+    secrets = executors["exec-ingest"]["secretAsEnv"]
     assert secrets[0]["secretName"] == "taletune-s3"
     assert {k["envVar"] for k in secrets[0]["keyToEnv"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
 
 
+def test_the_7b_study_has_both_models_on_gpus_with_the_hub_token(tmp_path):
+    spec, platform = compile_config("seed-study-7b", tmp_path)
+    tasks = by_display_name(spec)
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for label in ("falcon-7b-instruct", "llama-2-7b-hf"):
+        for k in range(4):
+            generate = tasks[f"generate-{label}-level-{k}"]
+            assert tasks[f"evaluate-{label}-level-{k}"]
+            executor = executors[generate["componentRef"]["name"].replace("comp-", "exec-")]
+            assert executor["secretAsEnv"][-1]["secretName"] == "taletune-hf-token"
+        for k in range(1, 4):
+            train = tasks[f"train-{label}-level-{k}"]
+            resources = spec["deploymentSpec"]["executors"][train["componentRef"]["name"].replace("comp-", "exec-")]["container"]["resources"]
+            assert resources["accelerator"]["resourceCount"] == "1" and resources["memoryLimit"] == 64.0  # GB
+    assert spec["root"]["inputDefinitions"]["parameters"]["train_config"]["defaultValue"]["precision"] == "8bit"
+
+
 def test_cluster_placement_from_the_config(tmp_path):
     spec, platform = compile_config(
-        "full", tmp_path, "kubernetes.node_selector={pool: cpu}",
+        "seed-study-7b", tmp_path, "kubernetes.node_selector={pool: cpu}",
         "kubernetes.tolerations=[{key: dedicated, value: taletune, effect: NoSchedule}]", "kubernetes.retries=5",
     )
     assert spec["root"]["dag"]["tasks"]["ingest"]["retryPolicy"]["maxRetryCount"] == 5
@@ -70,11 +108,11 @@ def test_cluster_placement_from_the_config(tmp_path):
     assert ingest["tolerations"][0]["key"] == "dedicated" and ingest["tolerations"][0]["effect"] == "NoSchedule"
 
 
-# The demo's training, shrunk to seconds: 4 rows per genre, 64-token blocks, two levels
-# (each level adds a generate and an evaluate task: most of a minute); 3 stories per
-# genre and level, and a small genre classifier.
+# The demo's training, shrunk to seconds: 4 rows per genre, 64-token blocks, one trained
+# level besides the untrained one (each level of each model adds a generate and an
+# evaluate task: most of a minute); 3 stories per genre and level, a small genre classifier.
 SMALL_TRAIN = ("train.max_train_rows_per_genre=4", "train.block_size=64", "train.batch_size=4", "train.max_eval_rows=8",
-               "train.levels=[{fraction: 0.5, epochs: 1}, {fraction: 1.0, epochs: 2}]",
+               "train.levels=[{fraction: 1.0, epochs: 2}]",
                "generate.n=3", "generate.sampling.max_new_tokens=12", "evaluate.topics.n=2", "evaluate.genre.train_per_group=10",
                "evaluate.genre.reference_per_genre=5", "evaluate.genre.test_per_group=5")
 
@@ -90,10 +128,20 @@ def _run(tmp_path, mirror, *overrides, env=None, models=None, sentiment=None):
     return run_cli(*args, env=env, timeout=600)
 
 
-def test_demo_pipeline_runs_locally_with_the_book_cache_on_s3(tmp_path, mirror, smollm2, tiny_sentiment, nltk_data, s3, s3_server):
-    # One run checks every stage (a pipeline run is minutes); the book cache is on S3.
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory) -> Path:
+    from tests.tiny import make_model
+
+    return make_model(tmp_path_factory.mktemp("tiny-llama") / "tiny-llama")
+
+
+def test_demo_pipeline_runs_locally_with_the_book_cache_on_s3(tmp_path, mirror, smollm2, tiny_llama, tiny_sentiment, nltk_data, s3,
+                                                              s3_server):
+    # One run checks every stage (a pipeline run is minutes): two models (the real SmolLM2
+    # in its chat format, a tiny random Llama in the llama format), the book cache on S3.
     env = {"NLTK_DATA": str(nltk_data), "AWS_ENDPOINT_URL": s3_server}
-    result = _run(tmp_path, mirror, f"ingest.cache={s3}/cache", models=smollm2, sentiment=tiny_sentiment, env=env)
+    models = f"models=[smollm2-135m, {{name: {tiny_llama}, label: tiny}}]"
+    result = _run(tmp_path, mirror, f"ingest.cache={s3}/cache", models, models=smollm2, sentiment=tiny_sentiment, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     dataset = Path(next(line.split()[1] for line in result.stdout.splitlines() if line.startswith("dataset:")))
     assert dataset.is_relative_to(tmp_path / "runs")
@@ -106,58 +154,88 @@ def test_demo_pipeline_runs_locally_with_the_book_cache_on_s3(tmp_path, mirror, 
     assert yaml.safe_load((run_dir / "experiment.yaml").read_text())["name"] == "demo"
     assert (run_dir / "ingest" / "books" / "manifest.json").is_file()
 
-    # The untrained level and two trained ones of SmolLM2, each its own Model artifact; the validation loss falls.
-    levels = [line for line in result.stdout.splitlines() if line.startswith("level ")]
-    assert len(levels) == 3, result.stdout[-2000:]
-    records = [json.loads((Path(line.split()[2]) / "training.json").read_text()) for line in levels]
-    assert [r["level"] for r in records] == [0, 1, 2]
-    assert records[2]["val_loss"] < records[0]["val_loss"]
+    # Each model's untrained level and its trained one, each its own Model artifact,
+    # trained in the model's own prompt format; the validation loss falls.
+    lines = result.stdout.splitlines()
+    levels = [line for line in lines if line.startswith(("smollm2-135m level", f"{tiny_llama} level"))]
+    assert len(levels) == 4, result.stdout[-2000:]
+    records = [json.loads((Path(line.split()[3]) / "training.json").read_text()) for line in levels]
+    assert [(r["model"], r["level"], r["format"]) for r in records] == [
+        (str(tiny_llama), k, "llama") for k in range(2)] + [("smollm2-135m", k, "chat") for k in range(2)]
+    smol = records[2:]
+    assert smol[1]["val_loss"] < smol[0]["val_loss"]
     # r=16 on q_proj (576x576) and v_proj (576x192) in 30 layers: 30 * 16 * (1152 + 768)
-    assert records[1]["trainable_parameters"] == 921_600
+    assert smol[1]["trainable_parameters"] == 921_600
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(smollm2 / "smollm2-135m")
-    PeftModel.from_pretrained(base, Path(levels[2].split()[2]))
+    PeftModel.from_pretrained(base, Path(levels[3].split()[3]))
 
-    # Stories for the untrained model and each trained level, both genres.
-    sets = [line for line in result.stdout.splitlines() if line.startswith("stories, level")]
-    assert len(sets) == 3, result.stdout[-2000:]
+    # Stories for each model untrained and trained, both genres, in the model's format.
+    sets = [line for line in lines if line.startswith("stories, ")]
+    assert len(sets) == 4, result.stdout[-2000:]
     by_level = {}
     for line in sets:
-        records = [json.loads(x) for x in Path(line.split()[3]).read_text().splitlines()]
+        records = [json.loads(x) for x in Path(line.split(": ", 1)[1].split()[0]).read_text().splitlines()]
         header, stories = records[0], records[1:]
         assert header["type"] == "header" and header["packages"]["torch"]
         assert sorted(s["id"] for s in stories) == [f"{g}-000{i}" for g in ("fairy_tale", "horror") for i in range(3)]
-        by_level[header["level"]] = stories
-    assert sorted(by_level) == [0, 1, 2]
-    assert by_level[0][0]["adapter"] is None and by_level[2][0]["adapter"].endswith("adapter")
-    assert by_level[0][0]["text"] != by_level[2][0]["text"]
+        assert header["training"]["level"] == header["level"] and header["format"] == stories[0]["format"]
+        by_level[header["model"], header["level"]] = stories
+    assert sorted(by_level) == sorted((m, k) for m in ("smollm2-135m", str(tiny_llama)) for k in range(2))
+    smol = {k: v for (m, k), v in by_level.items() if m == "smollm2-135m"}
+    assert smol[0][0]["adapter"] is None and smol[1][0]["adapter"].endswith("adapter") and smol[1][0]["format"] == "chat"
+    assert smol[0][0]["text"] != smol[1][0]["text"]
 
-    # Every set evaluated, the training data included, against one reference and sentiment model.
-    evaluations = [line for line in result.stdout.splitlines() if line.startswith("evaluation, ")]
-    assert len(evaluations) == 4, result.stdout[-3000:]
+    # Every set evaluated, the training data once, against one reference and sentiment model.
+    evaluations = [line for line in lines if line.startswith("evaluation, ")]
+    assert len(evaluations) == 5, result.stdout[-3000:]
     assert evaluations[0].startswith("evaluation, training data (6 stories")
     assert "genre classifier: accuracy" in result.stdout
+    identities = []
     for line in evaluations:
-        metrics = json.loads((Path(line.rsplit(" ", 1)[1]).parent / "metrics.json").read_text())
+        folder = Path(line.split(": ")[-1].split()[0]).parent
+        metrics = json.loads((folder / "metrics.json").read_text())
         s = metrics["sets"][0]
-        assert not s["errors"], (line, s["errors"])
-        assert {"sentiment", "sentiment_vader", "lexicon", "topics", "diversity", "flags", "genre_fidelity", "copying", "closeness"} <= set(s)
+        identities.append((s["kind"], s["model"], s["level"]))
+        # The tiny random model's stories can be too few words for topics; everything else runs.
+        assert set(s["errors"]) <= ({"topics"} if s["model"] == str(tiny_llama) else set()), (line, s["errors"])
+        assert {"sentiment", "sentiment_vader", "lexicon", "diversity", "flags", "genre_fidelity", "copying", "closeness"} <= set(s)
         assert s["sentiment"]["model"] == str(tiny_sentiment)
         assert metrics["genre_classifier"]["n"] > 0
-        if s["name"] != "training data":
+        assert (folder / "stories.jsonl").is_file()
+        if s["kind"] == "training_data":
+            assert s["copying"]["all"]["against"] == "the other training passages"
+        elif s["model"] == "smollm2-135m":
             assert len(s["topics"]["aligned_to"]) == 2, "aligned to the training data's topics"
             assert s["stories"]["by_genre"] == {"fairy_tale": 3, "horror": 3}
+            assert s["training"]["level"] == s["level"]
+    assert identities == [("training_data", None, None)] + [("stories", m, k) for m in sorted(("smollm2-135m", str(tiny_llama))) for k in range(2)]
     # The dashboard's view of a set: its Markdown output and its Metrics.
     reports = sorted(run_dir.glob("evaluate*/report"))
-    assert len(reports) == 4 and all(r.read_text().startswith("# Story sets") for r in reports)
+    assert len(reports) == 5 and all(r.read_text().startswith("# Story sets") for r in reports)
+
+    # One report of every set, in the dashboard (an HTML artifact) and under the run's prefix.
+    report_line = next(line for line in lines if line.startswith("report: "))
+    html = Path(report_line.split()[1]).read_text()
+    for name in ("smollm2-135m", "tiny", "training data"):
+        assert name in html
+    assert all(f"level {k}" in html for k in range(2))
+    assert (tmp_path / "cache" / "reports" / "demo" / "report.html").read_text() == html
+
+    # A rerun does no repeated work, and says so task by task.
+    again = _run(tmp_path, mirror, f"ingest.cache={s3}/cache", models, models=smollm2, sentiment=tiny_sentiment, env=env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    told = [line for line in again.stdout.splitlines() if line.startswith(("train, ", "stories, ", "genre classifier", "evaluation, ", "report: "))]
+    assert len(told) == 2 + 4 + 1 + 5 + 1
+    assert all("[reused" in line for line in told), [line for line in told if "[reused" not in line]
 
     # The books went to the S3 cache, and the pipeline's dataset is byte for byte what the
     # stages give when run by hand.
     from components.common import storage
     from components.dataset.stage import run_dataset
-    from components.ingest.catalog import load_catalog
+    from components.common.catalog import load_catalog
     from components.ingest.config import IngestConfig
     from components.ingest.stage import run_ingest
 

@@ -33,12 +33,31 @@ def test_loss_is_on_the_response_only(tiny):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny[0])
-    row = {"text": "### Human: Write me a story \n ### Assistant: the night was dark \n", "response": "the night was dark"}
+    row = {"prompt": "Write me a story", "response": "the night was dark"}
     ex = D.encode(row, tok, block_size=64)
     trained = [t for t, label in zip(ex.input_ids, ex.labels) if label != D.IGNORE]
     assert tok.decode(trained) == "the night was dark</s>"
     assert ex.labels[: ex.labels.index(trained[0])] == [D.IGNORE] * ex.labels.index(trained[0])
+    assert tok.decode(ex.input_ids[: ex.labels.index(trained[0])]) == "### Human: Write me a story \n ### Assistant: "
     assert len(D.encode(row, tok, block_size=8).input_ids) == 8
+
+
+def test_chat_format_masks_the_template_and_ends_the_turn(tiny):
+    from transformers import AutoTokenizer
+
+    from components.common.prompts import prompt_ids
+
+    tok = AutoTokenizer.from_pretrained(tiny[0])
+    row = {"prompt": "Write me a story", "response": "the night was dark"}
+    with pytest.raises(TaletuneError, match="has none, so use llama or falcon"):
+        D.encode(row, tok, 64, "chat")
+    tok.chat_template = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
+                         "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
+    ex = D.encode(row, tok, 64, "chat")
+    first = next(i for i, label in enumerate(ex.labels) if label != D.IGNORE)
+    assert tok.decode(ex.input_ids[:first]) == "<s>user\nWrite me a story</s>\n<s>assistant\n"
+    assert ex.input_ids[:first] == prompt_ids("chat", "Write me a story", tok), "generation starts where training's prompt ends"
+    assert tok.decode(ex.input_ids[first:]) == "the night was dark</s>", "the turn's end is the EOS; no second one"
 
 
 def test_packing_fills_blocks_and_keeps_masks():
@@ -127,8 +146,12 @@ def test_finished_levels_are_never_trained_again(tiny, tmp_path, caplog):
     first = run_train(tiny[1], cfg, tmp_path / "one")
     with caplog.at_level("INFO"):
         second = run_train(tiny[1], cfg, tmp_path / "two")
-    assert "trained already" in caplog.text
+    assert "reused: every level" in caplog.text and "no model loaded" in caplog.text
     assert {k: v["val_loss"] for k, v in first.items()} == {k: v["val_loss"] for k, v in second.items()}
+    assert all(v["reused"] for v in second.values()) and not any(v.get("reused") for v in first.values())
+    assert json.loads((tmp_path / "two" / "run.json").read_text())["reused"] is True
+    assert json.loads((tmp_path / "one" / "run.json").read_text())["reused"] is False
+    assert json.loads((tmp_path / "two" / "level-0" / "training.json").read_text())["format"] == "llama"
     assert_same_adapters(tmp_path / "one", tmp_path / "two")
 
 
@@ -189,13 +212,13 @@ def test_bad_levels(levels, message):
         validate(TrainConfig, {"levels": levels})
 
 
-def test_dataset_without_text_column(tiny, tmp_path):
+def test_dataset_without_its_columns(tiny, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     (tmp_path / "data").mkdir()
-    pq.write_table(pa.table({"prompt": ["p"], "response": ["r"]}), tmp_path / "data" / "train.parquet")
-    with pytest.raises(TaletuneError, match="no `text` column"):
+    pq.write_table(pa.table({"prompt": ["p"], "text": ["t"]}), tmp_path / "data" / "train.parquet")
+    with pytest.raises(TaletuneError, match="no response, label column"):
         run_train(tmp_path, config(tiny[0], tmp_path), tmp_path / "out")
 
 

@@ -43,7 +43,7 @@ def make_dataset(folder: Path, rows_per_genre: int = 24, seed: int = 0) -> Path:
     import random
 
     from components.dataset.stage import write_parquet
-    from components.dataset.templates import render
+    from components.common.prompts import render
 
     rng = random.Random(seed)
     prompts = {"horror": "Write me a horror story", "fairy_tale": "Write me a fairy tale"}

@@ -104,3 +104,51 @@ def load_config(model: type[M], path: str | Path | None = None, overrides: Itera
     data = read_yaml(path) if path else {}
     data = apply_overrides(data, overrides)
     return validate(model, data, source=str(path) if path else "config")
+
+
+# KFP parameters cannot hold null (its protobuf values have no None), so a config travels
+# as its values without the nulls plus the list of keys that were null: "unset" stays unset
+# instead of turning back into the default.
+NULLS = "_null"
+
+
+def to_parameter(config: BaseModel) -> dict:
+    """A config as a KFP parameter: its values, nulls listed under `_null` by dotted key."""
+    nulls: list[str] = []
+
+    def strip(value, path):
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if item is None:
+                    nulls.append(".".join([*path, str(key)]))
+                else:
+                    out[key] = strip(item, [*path, str(key)])
+            return out
+        return value
+
+    values = strip(config.model_dump(), [])
+    return {**values, NULLS: nulls} if nulls else values
+
+
+def from_parameter(model: type[M], data: dict, source: str = "config") -> M:
+    """The config a KFP parameter holds (see `to_parameter`), validated."""
+    data = dict(data)
+    for key in data.pop(NULLS, []):
+        node = data
+        *parents, last = key.split(".")
+        for part in parents:
+            node[part] = dict(node.get(part) or {})
+            node = node[part]
+        node[last] = None
+    return validate(model, data, source)
+
+
+def from_parameter_with(model: type[M], shared: dict, overrides: dict, source: str = "config") -> M:
+    """`from_parameter` of shared settings with a model's own settings on top (nested
+    mappings such as lora merge key by key; an override replaces a null)."""
+    from components.common.modelspec import merged
+
+    data = merged({k: v for k, v in shared.items() if k != NULLS}, overrides)
+    data[NULLS] = [k for k in shared.get(NULLS, []) if k.split(".")[0] not in overrides]
+    return from_parameter(model, data, source)

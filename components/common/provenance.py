@@ -34,6 +34,20 @@ def git_commit() -> str:
         return "unknown"
 
 
+def code_version(*packages: str) -> str:
+    """A hash of the Python source of these packages: results kept by key are not reused
+    after the code that made them changed (a commit alone would miss local edits)."""
+    import hashlib
+    import importlib
+
+    h = hashlib.sha256()
+    for name in packages:
+        root = Path(importlib.import_module(name).__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in PACKAGES:
@@ -62,3 +76,11 @@ def write_provenance(out_dir: str | Path, config: dict, seed: int | None = None,
     path = Path(out_dir) / "provenance.json"
     storage.write_text(str(path), json.dumps(provenance(config, seed, **extra), indent=2, sort_keys=True) + "\n")
     return path
+
+
+def write_run_record(out_dir: str | Path, reused: bool, **facts) -> None:
+    """`run.json` beside a stage's outputs: whether this run reused finished work (so a
+    rerun can say, per task, that it repeated nothing)."""
+    from components.common import storage
+
+    storage.write_text(str(Path(out_dir) / "run.json"), json.dumps({"reused": reused, **facts}, sort_keys=True) + "\n")

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from components.dataset.config import DatasetConfig
     from components.dataset.stage import run_dataset
-    from components.ingest.catalog import load_catalog
+    from components.common.catalog import load_catalog
 
     config = load_config(DatasetConfig, args.config, args.overrides)
     stats = run_dataset(args.books, config, args.out, load_catalog(args.catalog) if args.catalog else None)

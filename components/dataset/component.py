@@ -11,14 +11,14 @@ def make_dataset(books: Input[Dataset], catalog: dict, config: dict, dataset: Ou
     """Cut the cleaned books into labelled passages and split them without leakage."""
     import shutil
 
-    from components.common.config import validate
+    from components.common.config import from_parameter
     from components.common.cli import component_run
     from components.dataset.config import DatasetConfig
     from components.dataset.stage import run_dataset
-    from components.ingest.catalog import load_catalog
+    from components.common.catalog import load_catalog
 
     with component_run():
-        stats = run_dataset(books.path, validate(DatasetConfig, config, "dataset config"), dataset.path, load_catalog(catalog))
+        stats = run_dataset(books.path, from_parameter(DatasetConfig, config, "dataset config"), dataset.path, load_catalog(catalog))
     shutil.copyfile(f"{dataset.path}/datasheet.md", datasheet.path)
     dataset.metadata["rows"] = stats["rows"]
     dataset.metadata["total"] = stats["total"]

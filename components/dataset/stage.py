@@ -24,8 +24,8 @@ from components.dataset.chunk import chunk_text
 from components.dataset.config import DatasetConfig
 from components.dataset.datasheet import write_datasheet
 from components.dataset.dedupe import duplicates
-from components.dataset.templates import render
-from components.ingest.catalog import OTHER, Catalog, load_catalog
+from components.common.prompts import render
+from components.common.catalog import OTHER, Catalog, load_catalog
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,14 @@ from components.common.image import IMAGE
 def evaluation_reference(dataset: Input[Dataset], config: dict, reference: Output[Artifact], metrics: Output[Metrics]):
     """Train the genre classifier on the dataset's passages; embed its held-out passages."""
     from components.common.cli import component_run
-    from components.common.config import validate
+    from components.common.config import from_parameter
     from components.evaluate.config import EvaluateConfig
     from components.evaluate.reference import build_reference
 
     with component_run():
-        summary = build_reference(dataset.path, validate(EvaluateConfig, config, "evaluate config"), reference.path)
+        summary = build_reference(dataset.path, from_parameter(EvaluateConfig, config, "evaluate config"), reference.path)
     report = summary["genre_classifier"]
-    reference.metadata.update({"genre_classifier_accuracy": report["accuracy"], "test_passages": report["n"]})
+    reference.metadata.update({"genre_classifier_accuracy": report["accuracy"], "test_passages": report["n"], "reused": summary["reused"]})
     if report["accuracy"] is not None:  # None: the dataset has no test passages
         metrics.log_metric("genre_classifier_accuracy", report["accuracy"])
         metrics.log_metric("genre_classifier_balanced_accuracy", report["balanced_accuracy"])
@@ -42,12 +42,12 @@ def sentiment_model(config: dict, model: Output[Model], metrics: Output[Metrics]
     from pathlib import Path
 
     from components.common.cli import component_run
-    from components.common.config import validate
+    from components.common.config import from_parameter
     from components.evaluate.config import EvaluateConfig
     from components.evaluate.sentiment import model_folder
 
     with component_run():
-        settings = validate(EvaluateConfig, config, "evaluate config").sentiment
+        settings = from_parameter(EvaluateConfig, config, "evaluate config").sentiment
         Path(model.path).mkdir(parents=True, exist_ok=True)
         model.metadata["model"] = settings.model or ""
         if settings.model:
@@ -76,12 +76,12 @@ def evaluate(
     import shutil
 
     from components.common.cli import component_run
-    from components.common.config import validate
+    from components.common.config import from_parameter
     from components.evaluate.config import EvaluateConfig
     from components.evaluate.stage import headline, run_evaluate
 
     with component_run():
-        settings = validate(EvaluateConfig, config, "evaluate config")
+        settings = from_parameter(EvaluateConfig, config, "evaluate config")
         anchor_topics = None
         if anchor is not None:
             anchor_sets = json.load(open(f"{anchor.path}/metrics.json"))["sets"]
@@ -90,6 +90,7 @@ def evaluate(
                               anchor=anchor_topics, sentiment_folder=sentiment.path)  # the sentiment_model task's copy
     s = result["sets"][0]
     shutil.copyfile(f"{evaluation.path}/report.md", report.path)
-    evaluation.metadata.update({"set": s["name"], "errors": sorted(s["errors"])})
+    evaluation.metadata.update({"set": s["name"], "kind": s["kind"], "model": s["model"] or "", "level": -1 if s["level"] is None else s["level"],
+                                "errors": sorted(s["errors"]), "reused": result["reused"]})
     for key, value in headline(s).items():
         metrics.log_metric(key, value)

@@ -65,4 +65,7 @@ class EvaluateConfig(StrictModel):
     copy_ngram: int = Field(default=8, gt=1)
     # Self-BLEU compares a fixed sample of this many stories (it grows with the square).
     self_bleu_sample: int = Field(default=50, ge=2)
+    # Where finished evaluations are kept by the key of their inputs (an s3:// prefix on a
+    # cluster), so a rerun computes none twice. None: <cache>/evaluations.
+    results_root: str | None = None
     seed: int = 42

@@ -122,10 +122,30 @@ class Reference:
 
 
 def build_reference(dataset: str | Path, config: EvaluateConfig, out: str | Path) -> dict:
+    """Build (or reuse, when the same dataset, settings and code built one before) and save."""
+    import hashlib
+    import logging
+
+    from components.common import storage
+    from components.common.provenance import code_version, write_run_record
+    from components.evaluate.stage import folder_digest, results_root
+
+    settings = config.model_dump(include={"genre", "seed"})
+    blob = json.dumps([folder_digest(Path(dataset) / "data"), settings, code_version("components.evaluate", "components.common")], sort_keys=True)
+    kept = storage.join(results_root(config), "references", hashlib.sha256(blob.encode()).hexdigest()[:16])
+    if storage.exists(storage.join(kept, SUMMARY)):
+        logging.getLogger(__name__).info("reused: the reference for this dataset was built already (%s); nothing embedded", kept)
+        storage.copy_prefix(kept, str(out))
+        write_run_record(out, reused=True)
+        return {**json.loads((Path(out) / SUMMARY).read_text()), "reused": True}
     reference = Reference.build(dataset, config)
     reference.summary["provenance"] = provenance(config.model_dump(), config.seed)
     reference.save(out)
-    return reference.summary
+    names = sorted(p.name for p in Path(out).iterdir() if p.is_file())
+    for name in sorted(names, key=lambda n: n == SUMMARY):  # the summary last: it marks the reference whole
+        storage.write_bytes(storage.join(kept, name), (Path(out) / name).read_bytes())
+    write_run_record(out, reused=False)
+    return {**reference.summary, "reused": False}
 
 
 @main_guard

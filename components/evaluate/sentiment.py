@@ -33,7 +33,7 @@ def ending(text: str, n: int = ENDING_WORDS) -> str:
 def model_folder(model: str, cache: str | None = None) -> str:
     """A local folder for the sentiment model: hub id, folder, s3:// prefix, or the stand-in alias."""
     from components.evaluate.sentiment_model import STANDINS, build_standin
-    from components.train.models import resolve
+    from components.common.models import resolve
 
     if model in STANDINS:
         return str(build_standin(model, cache))

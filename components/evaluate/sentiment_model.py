@@ -40,7 +40,7 @@ STANDINS = {
 
 
 def build_standin(name: str, cache: str | None = None) -> Path:
-    from components.train.models import build_once, model_cache
+    from components.common.models import build_once, model_cache
 
     settings = STANDINS[name]
     key = f"{name}-" + "-".join(f"{k}{v}" for k, v in sorted(settings.items()))

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from components.common import storage
 from components.common.errors import TaletuneError
-from components.common.provenance import write_provenance
+from components.common.provenance import write_provenance, write_run_record
 from components.evaluate.config import EvaluateConfig
 from components.evaluate.intervals import share
-from components.evaluate.stories import read_set
+from components.evaluate.stories import read_identity, read_set
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,25 @@ def run_evaluate(sources: list[str], config: EvaluateConfig, out_dir: str | Path
     `reference` is that dataset's prebuilt reference (built here when not given).
     Topics are aligned to `anchor` (another set's topics) when given, else to the first set's.
     `sentiment_folder` holds `sentiment.model` already fetched or trained.
+
+    The result is kept in the storage layer under a key of everything it depends on (the
+    stories, the dataset, the reference, the sentiment model, the settings and this
+    code), so the same evaluation is never computed twice.
     """
     out = Path(out_dir)
+    loaded = [(str(source), *read_set(source, config.data_per_genre, config.seed), read_identity(source)) for source in sources]
+    key = result_key(loaded, config, dataset, reference, anchor, sentiment_folder)
+    kept = storage.join(results_root(config), key)
+    if storage.exists(storage.join(kept, "metrics.json")):
+        log.info("reused: this evaluation was computed already (%s); nothing recomputed", kept)
+        storage.copy_prefix(kept, str(out))
+        write_run_record(out, reused=True, key=key)
+        return {**json.loads((out / "metrics.json").read_text()), "reused": True}
+
     corpus = Corpus(dataset, config, reference) if dataset else None
     sets = []
-    for source in sources:
-        name, records, notes = read_set(source, config.data_per_genre, config.seed)
-        sets.append(evaluate_set(name, str(source), records, notes, config, corpus, sentiment_folder))
+    for source, name, records, notes, identity in loaded:
+        sets.append({**identity, **evaluate_set(name, source, records, notes, config, corpus, sentiment_folder, identity["kind"])})
     first = next((s["topics"]["topics"] for s in sets if "topics" in s), None)
     if anchor or first:
         from components.evaluate.topics import align
@@ -52,18 +64,57 @@ def run_evaluate(sources: list[str], config: EvaluateConfig, out_dir: str | Path
         for s in sets:
             if "topics" in s and (anchor or s["topics"]["topics"] is not first):
                 s["topics"]["aligned_to"] = align(anchor or first, s["topics"]["topics"])
-    metrics = {"sets": sets, "config": config.model_dump()}
+    metrics = {"sets": sets, "config": config.model_dump(), "key": key}
     if corpus:
         metrics["genre_classifier"] = corpus.classifier_report()
     out.mkdir(parents=True, exist_ok=True)
-    storage.write_text(str(out / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    # Every story of every set, for the report's reading list.
+    storage.write_text(str(out / "stories.jsonl"), "".join(json.dumps({**r, "set": name}) + "\n" for _, name, records, _, _ in loaded for r in records))
     storage.write_text(str(out / "report.md"), report(sets, metrics.get("genre_classifier")))
     write_provenance(out, config.model_dump(), seed=config.seed, sources=[str(s) for s in sources])
-    return metrics
+    storage.write_text(str(out / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    for name in ("stories.jsonl", "report.md", "provenance.json", "metrics.json"):  # metrics.json last: it marks the result whole
+        storage.write_bytes(storage.join(kept, name), (out / name).read_bytes())
+    write_run_record(out, reused=False, key=key)
+    return {**metrics, "reused": False}
+
+
+def results_root(config: EvaluateConfig) -> str:
+    return config.results_root or storage.join(storage.cache_root(), "evaluations")
+
+
+def result_key(loaded: list, config: EvaluateConfig, dataset: str | None, reference: str | None, anchor, sentiment_folder) -> str:
+    """A hash of everything an evaluation depends on; any change gives a new key."""
+    import hashlib
+
+    from components.common.provenance import code_version
+
+    h = hashlib.sha256()
+    for source, name, records, notes, identity in loaded:
+        h.update(json.dumps([name, identity, notes, [[r.get("id"), r["genre"], r["text"]] for r in records]], sort_keys=True, default=str).encode())
+    for folder in (dataset and Path(dataset) / "data", reference, sentiment_folder):
+        h.update(folder_digest(folder).encode() if folder else b"-")
+    h.update(json.dumps([config.model_dump(exclude={"results_root"}), anchor, code_version("components.evaluate", "components.common")],
+                        sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def folder_digest(folder: str | Path) -> str:
+    """A hash of a folder's files (names and bytes), for result keys; `run.json` (whether
+    the folder's task reused its result) says how the files came, not what they hold."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name != "run.json"):
+        h.update(str(path.relative_to(folder)).encode())
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def evaluate_set(name: str, source: str, records: list[dict], notes: list[str], config: EvaluateConfig, corpus=None,
-                 sentiment_folder: str | None = None) -> dict:
+                 sentiment_folder: str | None = None, kind: str = "stories") -> dict:
     result: dict = {"name": name, "source": source, "notes": notes, "errors": {}, "seconds": {}}
     if not records:
         result["errors"]["all"] = f"{source} has no stories; nothing to evaluate"
@@ -83,7 +134,7 @@ def evaluate_set(name: str, source: str, records: list[dict], notes: list[str], 
         analyses["sentiment_vader"] = lambda: vader_by_genre(records)
     if corpus:
         analyses["genre_fidelity"] = lambda: corpus.fidelity(records)
-        analyses["copying"] = lambda: corpus.copying(records)
+        analyses["copying"] = lambda: corpus.copying(records, leave_self_out=kind == "training_data")
         analyses["closeness"] = lambda: corpus.closeness(records)
     for key, analysis in analyses.items():
         started = time.perf_counter()
@@ -98,7 +149,7 @@ def evaluate_set(name: str, source: str, records: list[dict], notes: list[str], 
 
 def flag_shares(records: list[dict]) -> dict:
     """Shares of empty and degenerate stories (flags from the generate stage, or recomputed)."""
-    from components.generate.flags import flags
+    from components.common.flags import flags
 
     def marks(r):
         return r.get("flags") or flags(r["text"], r.get("prompt") or "")
@@ -188,17 +239,19 @@ class Corpus:
             out[genre] = {"as_asked": share(sum(p == g for p, g in pairs), len(pairs)), "predicted": dict(Counter(p for p, _ in pairs))}
         return out
 
-    def copying(self, records: list[dict]) -> dict:
+    def copying(self, records: list[dict], leave_self_out: bool = False) -> dict:
+        """Copied n-grams; the training data's own passages are measured against the others."""
         from components.evaluate.copying import NgramIndex
 
         if self._index is None:
             self._index = NgramIndex(self.train_texts, self.config.copy_ngram)
-        return {g: self._index.summary([r["text"] for r in records if g == "all" or r["genre"] == g])
+        return {g: self._index.summary([r["text"] for r in records if g == "all" or r["genre"] == g], leave_self_out)
                 for g in ["all", *sorted({r["genre"] for r in records})]}
 
     def closeness(self, records: list[dict]) -> dict:
-        """Fréchet distance between story embeddings and held-out passages of the same genre."""
-        from components.evaluate.closeness import frechet
+        """Fréchet distance between story embeddings and held-out passages of the same genre,
+        and the two-sample test (how often a classifier tells them apart, with an interval)."""
+        from components.evaluate.closeness import frechet, two_sample
 
         out = {}
         for genre in sorted({r["genre"] for r in records}):
@@ -210,7 +263,9 @@ class Corpus:
             if len(stories) < 2:
                 out[genre] = {"error": f"{len(stories)} non-empty {genre} stories; closeness needs at least 2"}
                 continue
-            out[genre] = {"frechet": round(frechet(self.embed(stories), passages), 4), "stories": len(stories), "passages": len(passages)}
+            vectors = self.embed(stories)
+            out[genre] = {"frechet": round(frechet(vectors, passages), 4), "two_sample": two_sample(vectors, passages, self.config.seed),
+                          "stories": len(stories), "passages": len(passages)}
         return out
 
 

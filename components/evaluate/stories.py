@@ -79,3 +79,22 @@ def _stories(path: Path) -> tuple[str, list[dict], list[str]]:
     level = header.get("level", records[0].get("level") if records else None)
     name = f"{header.get('model') or (records[0].get('model') if records else None) or path.parent.name} level {level}" if level is not None else path.stem
     return name, records, notes
+
+
+def read_identity(source: str | Path) -> dict:
+    """What a set is, as structured fields: the training data, or a model at a level
+    (with its prompt format and the level's training figures, from the stories' header)."""
+    path = Path(source)
+    if (path / "data" / "train.parquet").is_file():
+        return {"kind": "training_data", "model": None, "level": None, "format": None, "training": None}
+    if path.is_dir():
+        path = path / "stories.jsonl"
+    with open(path, encoding="utf-8") as fh:
+        first = fh.readline()
+    try:
+        header = json.loads(first) if first.strip() else {}
+    except json.JSONDecodeError:
+        header = {}
+    if not isinstance(header, dict) or header.get("type") != "header":
+        header = {}
+    return {"kind": "stories", **{k: header.get(k) for k in ("model", "level", "format", "training")}}

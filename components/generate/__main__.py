@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(args.verbose)
 
     from components.generate.config import GenerateConfig
-    from components.ingest.catalog import load_catalog
+    from components.common.catalog import load_catalog
 
     catalog = load_catalog(args.catalog)
     config = load_config(GenerateConfig, args.config, args.overrides)
@@ -53,8 +53,9 @@ def tell(catalog, config, adapter: str | None, genre: str | None, story: int) ->
     from transformers import TextStreamer
 
     from components.generate.sampling import generate_batch
-    from components.generate.stage import eos_ids, load_generator, prompts_for, read_adapter, render_prompt
-    from components.train.models import autocast_dtype
+    from components.common.prompts import prompt_ids
+    from components.generate.stage import eos_ids, load_generator, prompts_for, read_adapter
+    from components.common.models import autocast_dtype
 
     genre = genre or sorted(catalog.genres)[0]
     prompt = prompts_for(catalog, config.model_copy(update={"genres": [genre]}))[genre]
@@ -62,7 +63,7 @@ def tell(catalog, config, adapter: str | None, genre: str | None, story: int) ->
     model, tokenizer, _ = load_generator(config, source["adapter"])
     print(f"[{genre}, story {story}, level {source['level']}] {prompt}\n", flush=True)
     streamer = TextStreamer(tokenizer, skip_special_tokens=True)
-    generate_batch(model, [render_prompt(config.template, prompt, tokenizer)], [config.seed + story], config.sampling.max_new_tokens,
+    generate_batch(model, [prompt_ids(source["format"], prompt, tokenizer)], [config.seed + story], config.sampling.max_new_tokens,
                    config.sampling.sampling(), eos_ids(tokenizer), autocast_dtype(config.precision),
                    on_token=lambda row, token: streamer.put(torch.tensor([token])))
     streamer.end()

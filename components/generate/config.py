@@ -25,18 +25,16 @@ class SamplingSettings(StrictModel):
         return Sampling(**self.model_dump(exclude={"max_new_tokens"}))
 
 
-class GenerateConfig(StrictModel):
-    # The base model: an alias, hub id, local folder or s3:// prefix (the train stage's loader).
-    model: str = "smollm2-135m"
+class GenerateSettings(StrictModel):
+    """What every model's story sets share (the experiment's `generate:`)."""
+
+    # Where base models are cached; None: the train stage's model cache.
     model_cache: str | None = None
-    trust_remote_code: bool = False
     # fp32, bf16-mixed (autocast: fast on CPUs with AVX512-BF16), bf16, or auto.
     precision: Literal["auto", "fp32", "bf16", "bf16-mixed"] = "auto"
     # The catalog's genres to write; None: all of them.
     genres: list[str] | None = None
     n: int = Field(default=100, gt=0, description="stories per genre")
-    # The prompt template used in training: llama, falcon, or chat (the tokenizer's own).
-    template: Literal["llama", "falcon", "chat"] = "llama"
     sampling: SamplingSettings = SamplingSettings()
     # Stories in flight at once; a finished story's slot goes to the next one. None:
     # chosen from free memory, then kept for the whole set, even on resume, because
@@ -55,8 +53,26 @@ class GenerateConfig(StrictModel):
     backend: Literal["torch", "vllm"] = "torch"
     seed: int = 42
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_model_here(cls, data):
+        if cls is GenerateSettings and isinstance(data, dict) and ({"model", "template", "format"} & set(data)):
+            raise ValueError("the model and its prompt format are set per model under models:, not in generate:")
+        return data
+
     @model_validator(mode="after")
     def _sizes(self):
         if self.batch_size and self.batch_size > self.max_batch_size:
             self.max_batch_size = self.batch_size
         return self
+
+
+class GenerateConfig(GenerateSettings):
+    """One model's story sets (what `python -m components.generate` reads)."""
+
+    # The base model: an alias, hub id, local folder or s3:// prefix (components.common.models).
+    model: str = "smollm2-135m"
+    # The prompt format: None means the one the adapter was trained with (its
+    # training.json), else what suits the model; a format other than the adapter's is refused.
+    format: Literal["llama", "falcon", "chat"] | None = None
+    trust_remote_code: bool = False

@@ -25,9 +25,9 @@ from components.common import storage
 from components.common.errors import TaletuneError
 from components.common.provenance import provenance
 from components.generate.config import GenerateConfig
-from components.generate.flags import flags
+from components.common.flags import flags
 from components.generate.sampling import pack_output_layer
-from components.ingest.catalog import Catalog
+from components.common.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -46,39 +46,39 @@ def prompts_for(catalog: Catalog, config: GenerateConfig) -> dict[str, str]:
     return {g: catalog.genres[g].prompt for g in names}
 
 
-def render_prompt(template: str, prompt: str, tokenizer) -> list[int]:
-    """The token ids a story continues from, tokenized exactly as in training."""
-    if template == "chat":
-        if not getattr(tokenizer, "chat_template", None):
-            raise TaletuneError("template 'chat' needs a model whose tokenizer has a chat template; use llama or falcon")
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True, return_dict=False)
-    from components.dataset.templates import prompt_prefix
-
-    return tokenizer(prompt_prefix(template, prompt), add_special_tokens=True)["input_ids"]
+# What the report shows of a level's training, carried in the stories' header.
+TRAINING_FIELDS = ("level", "fraction", "epochs", "train_loss", "val_loss", "perplexity", "steps", "samples_seen", "format")
 
 
 def read_adapter(adapter: str | None, config: GenerateConfig) -> dict:
-    """The adapter's record (level, model, hash), checked against the base model in use."""
-    if not adapter:
-        return {"adapter": None, "level": 0, "adapter_sha256": None}
-    folder = Path(adapter)
-    record = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else {}
-    weights = folder / "adapter_model.safetensors"
-    if not weights.is_file():
-        if record.get("level") == 0:  # the untrained level's artifact has no adapter
-            return {"adapter": None, "level": 0, "adapter_sha256": None}
-        raise TaletuneError(f"{folder} has no adapter_model.safetensors; pass a level folder written by the train stage")
+    """The adapter's record (level, model, hash, prompt format, training figures),
+    checked against the base model and the prompt format in use."""
+    from components.common.prompts import default_format
+
+    folder = Path(adapter) if adapter else None
+    record = json.loads((folder / "training.json").read_text()) if folder and (folder / "training.json").is_file() else {}
+    training = {k: record.get(k) for k in TRAINING_FIELDS} if record else None
+    weights = folder / "adapter_model.safetensors" if folder else None
+    if not folder or not weights.is_file():
+        if folder and record.get("level") != 0:  # the untrained level's artifact has no adapter
+            raise TaletuneError(f"{folder} has no adapter_model.safetensors; pass a level folder written by the train stage")
+        return {"adapter": None, "level": 0, "adapter_sha256": None, "format": config.format or default_format(config.model), "training": training}
     if record.get("model") and record["model"] != config.model:
         raise TaletuneError(
             f"the adapter in {folder} was trained on {record['model']}, not {config.model}; set model={record['model']} or pick its adapter"
         )
-    return {"adapter": str(folder), "level": record.get("level"), "adapter_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    trained = record.get("format")
+    if config.format and trained and config.format != trained:
+        raise TaletuneError(f"the adapter in {folder} was trained with prompt format {trained!r}, and this run asks for {config.format!r}; "
+                            f"generate with format {trained} (or leave format unset), or train an adapter in {config.format}")
+    return {"adapter": str(folder), "level": record.get("level"), "adapter_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "format": config.format or trained or default_format(config.model), "training": training}
 
 
 def set_key(config: GenerateConfig, prompts: dict, adapter: dict) -> tuple[str, str]:
     """(task, settings): the model and adapter; then everything that decides the text."""
     task = hashlib.sha256(json.dumps([config.model, adapter["adapter_sha256"]]).encode()).hexdigest()[:12]
-    settings = config.model_dump(include={"template", "n", "sampling", "backend", "seed", "precision", "chunk_size"})
+    settings = config.model_dump(include={"format", "n", "sampling", "backend", "seed", "precision", "chunk_size"})
     blob = json.dumps({"settings": settings, "prompts": prompts, "format": FORMAT}, sort_keys=True)
     return task, hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -129,11 +129,14 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
     `stop_after_chunks` ends the run after that many new chunks (tests use it to
     interrupt a set the way a preempted pod would).
     """
-    from components.train.models import autocast_dtype
+    from components.common.models import autocast_dtype
+
+    from components.common.prompts import prompt_ids
 
     out = Path(out_dir)
     prompts = prompts_for(catalog, config)
     source = read_adapter(adapter, config)
+    config = config.model_copy(update={"format": source["format"]})  # resolved: part of the set's key
     task, settings_key = set_key(config, prompts, source)
     prefix = storage.join(progress_root(config), task, settings_key)
     storage.check_writable(progress_root(config))
@@ -142,27 +145,31 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
         log.warning("stories for this model and adapter made with other settings are kept under %s (%s); starting a fresh set at %s",
                     storage.join(progress_root(config), task), ", ".join(others), prefix)
 
-    if config.backend == "vllm":
-        from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
-        from components.train.models import resolve
+    from components.common.models import resolve
 
-        folder = resolve(config.model, config.model_cache)
-        model = AutoConfig.from_pretrained(folder, trust_remote_code=config.trust_remote_code)  # for the checks below
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
-    else:
-        model, tokenizer, folder = load_generator(config, source["adapter"])
-    ids = {g: render_prompt(config.template, p, tokenizer) for g, p in prompts.items()}
+    # The tokenizer and the model's config decide the chunks; the weights are loaded only
+    # when a chunk is left to write (a rerun of a finished set loads none).
+    folder = resolve(config.model, config.model_cache)
+    shape = AutoConfig.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
+    ids = {g: prompt_ids(config.format, p, tokenizer) for g, p in prompts.items()}
     longest = max(len(v) for v in ids.values()) + config.sampling.max_new_tokens
-    context = getattr(getattr(model, "config", model), "max_position_embeddings", None)
+    context = getattr(getattr(shape, "text_config", shape), "max_position_embeddings", None)
     if context and longest > context:
         raise TaletuneError(f"prompt plus max_new_tokens is {longest} tokens, over {config.model}'s context of {context}; lower sampling.max_new_tokens")
-    if config.backend == "vllm":
+    chunks = plan_chunks(ids, config.n, config.chunk_size)
+    manifest_uri = storage.join(prefix, "manifest.json")
+    finished = storage.exists(manifest_uri) and all(storage.exists(storage.join(prefix, f"chunk-{c:05d}.jsonl")) for c in range(len(chunks)))
+    model = None
+    if not finished and config.backend == "vllm":
         from components.generate.vllm_backend import VllmEngine
 
         model = VllmEngine(folder, source["adapter"], config, longest)
+    elif not finished:
+        model, tokenizer, folder = load_generator(config, source["adapter"])
 
-    manifest_uri = storage.join(prefix, "manifest.json")
     if storage.exists(manifest_uri):
         manifest = json.loads(storage.read_text(manifest_uri))
         log.info("resuming the set at %s (%d stories in flight, as first chosen)", prefix, manifest["batch_size"])
@@ -174,11 +181,10 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
         storage.write_text(manifest_uri, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     batch_size = manifest["batch_size"]
 
-    identity = {"model": config.model, "base_folder": str(folder), **source}
+    identity = {"model": config.model, "base_folder": str(folder), **{k: v for k, v in source.items() if k != "training"}}
     settings = {**config.model_dump(exclude={"progress_root", "model_cache"}), "batch_size": batch_size}  # the one in use
     eos = eos_ids(tokenizer)
     amp = autocast_dtype(config.precision)
-    chunks = plan_chunks(ids, config.n, config.chunk_size)
     written = 0
     for c, members in enumerate(chunks):
         uri = storage.join(prefix, f"chunk-{c:05d}.jsonl")
@@ -191,7 +197,9 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
         written += 1
         rate = sum(r["new_tokens"] for r in records) / max(1e-9, max(r["seconds"] for r in records))
         log.info("chunk %d of %d written: %d stories, %.1f new tokens/s", c + 1, len(chunks), len(records), rate)
-    return assemble(prefix, len(chunks), config, batch_size, identity, out)
+    if not written:
+        log.info("reused: all %d chunks of this set were written already (%s); no story generated", len(chunks), prefix)
+    return assemble(prefix, len(chunks), config, batch_size, {**identity, "training": source["training"]}, out, reused=not written)
 
 
 def eos_ids(tokenizer) -> set[int]:
@@ -203,7 +211,7 @@ def eos_ids(tokenizer) -> set[int]:
 def load_generator(config: GenerateConfig, adapter: str | None):
     """(model, tokenizer, folder) ready to sample: the base, the adapter merged in, the
     output layer packed on a CPU. bf16-mixed keeps fp32 weights (autocast does the rest)."""
-    from components.train.models import load_base
+    from components.common.models import load_base
 
     precision = "fp32" if config.precision == "bf16-mixed" else config.precision
     model, tokenizer, folder = load_base(config.model, config.model_cache, precision, config.trust_remote_code)
@@ -245,7 +253,7 @@ def write_chunk(model, tokenizer, ids, prompts, members, config, batch_size, eos
     return records
 
 
-def assemble(prefix: str, n_chunks: int, config: GenerateConfig, batch_size: int, identity: dict, out: Path) -> dict:
+def assemble(prefix: str, n_chunks: int, config: GenerateConfig, batch_size: int, identity: dict, out: Path, reused: bool = False) -> dict:
     """Gather the chunks into `stories.jsonl` (genre, then number; written whole,
     atomically) and summarise."""
     stories, seconds = [], 0.0
@@ -263,7 +271,10 @@ def assemble(prefix: str, n_chunks: int, config: GenerateConfig, batch_size: int
         "degenerate_share": sum(s["degenerate"] for s in stories) / len(stories),
         "eos_share": sum(s["finish_reason"] == "eos" for s in stories) / len(stories),
         "batch_size": batch_size,
+        "model": identity["model"],
+        "format": identity["format"],
         "level": identity["level"],
+        "reused": reused,
     }
     header = {"type": "header", "format": FORMAT, "progress": prefix, **identity, "summary": summary,
               **provenance(config.model_dump(), seed=config.seed)}

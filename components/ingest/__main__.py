@@ -18,7 +18,7 @@ from components.common.errors import main_guard
 
 def cmd_fetch(args) -> None:
     """Fetch and clean every book of a catalog into OUT (books/, manifest.json)."""
-    from components.ingest.catalog import load_catalog
+    from components.common.catalog import load_catalog
     from components.ingest.config import IngestConfig
     from components.ingest.stage import run_ingest
 

@@ -20,7 +20,7 @@ import yaml
 from components.common import storage
 from components.common.errors import TaletuneError
 from components.common.provenance import write_provenance
-from components.ingest.catalog import BookRef, Catalog
+from components.common.catalog import BookRef, Catalog
 from components.ingest.clean import clean_book, decode
 from components.ingest.config import IngestConfig
 from components.ingest.gutenberg import GutenbergFetcher

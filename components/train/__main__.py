@@ -45,7 +45,7 @@ def prepare_model(argv: list[str]) -> None:
     parser.add_argument("--cache", help="model cache folder or s3:// prefix")
     args = parser.parse_args(argv)
     setup_logging()
-    from components.train.models import resolve
+    from components.common.models import resolve
 
     folder = resolve(args.name, args.cache)
     print(json.dumps({"model": args.name, "folder": str(folder)}))

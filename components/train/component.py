@@ -7,19 +7,20 @@ from components.common.image import GPU_IMAGE, IMAGE
 
 
 @dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
-def train(dataset: Input[Dataset], config: dict, adapters: Output[Model], metrics: Output[Metrics], only_level: int = 0):
-    """Fine-tune with LoRA at every training level (or `only_level`); resumes after a retry."""
+def train(dataset: Input[Dataset], config: dict, model: dict, shape: dict, adapters: Output[Model], metrics: Output[Metrics],
+          only_level: int = 0):
+    """Fine-tune one model with LoRA at every training level (or `only_level`); resumes after a retry.
+
+    `config` is the run's shared train settings, `model` this model's own (fixed at
+    compile time), `shape` the levels and mode the DAG was compiled for."""
     from components.common.cli import component_run
-    from components.common.config import validate
-    from components.train.config import TrainConfig
+    from components.train.config import for_model
     from components.train.fit import run_train
 
     with component_run():
-        settings = {**config, "only_level": only_level} if only_level else config
-        summary = run_train(dataset.path, validate(TrainConfig, settings, "train config"), adapters.path)
+        summary = run_train(dataset.path, for_model(config, model, shape, only_level), adapters.path)
     last = summary[max(summary)]
-    adapters.metadata["levels"] = sorted(summary)
-    adapters.metadata["model"] = last["model"]
+    adapters.metadata.update({"levels": sorted(summary), "model": last["model"], "format": last["format"], "reused": last.get("reused", False)})
     for k, record in summary.items():
         metrics.log_metric(f"level{k}_val_loss", record["val_loss"])
         metrics.log_metric(f"level{k}_perplexity", record["perplexity"])
@@ -37,5 +38,5 @@ def select_level(adapters: Input[Model], level: int, adapter: Output[Model]):
     source = f"{adapters.path}/level-{level}"
     shutil.copytree(source, adapter.path)
     record = json.load(open(f"{source}/training.json"))
-    for key in ("model", "level", "fraction", "epochs", "val_loss", "perplexity"):
-        adapter.metadata[key] = record[key]
+    for key in ("model", "format", "level", "fraction", "epochs", "val_loss", "perplexity"):
+        adapter.metadata[key] = record.get(key)

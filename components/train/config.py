@@ -29,17 +29,16 @@ class LoraSettings(StrictModel):
     target_modules: list[str] | None = None
 
 
-class TrainConfig(StrictModel):
-    # A model alias (smollm2-135m, gemma3-270m), a Hugging Face hub id, a local folder,
-    # or an s3:// prefix holding a model folder.
-    model: str = "smollm2-135m"
+class TrainSettings(StrictModel):
+    """What every model of an experiment shares (the experiment's `train:`); the model
+    itself and what differs per model come from its entry in `models:`."""
+
     # Where converted base models are cached: a folder or s3:// prefix. None means
     # $TALETUNE_MODEL_CACHE, else <cache>/models.
     model_cache: str | None = None
     # Where checkpoints go (an s3:// prefix on a cluster). None: <cache>/checkpoints.
     checkpoint_root: str | None = None
     checkpoint_every: int = Field(default=25, gt=0)
-    trust_remote_code: bool = False
     # fp32; bf16 weights; bf16-mixed (fp32 weights, bf16 autocast: the fast path on CPUs
     # with AVX512-BF16 or AMX); 8bit/4bit (bitsandbytes, CUDA only). auto picks bf16 on a
     # GPU that supports it, bf16-mixed on a CPU that does, and fp32 otherwise.
@@ -69,6 +68,13 @@ class TrainConfig(StrictModel):
     only_level: int | None = Field(default=None, gt=0)
     seed: int = 42
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_model_here(cls, data):
+        if cls is TrainSettings and isinstance(data, dict) and "model" in data:
+            raise ValueError("the model is no longer set in train:; list it under models: (for example models: [smollm2-135m])")
+        return data
+
     @model_validator(mode="after")
     def _levels_are_ordered(self):
         if not self.levels:
@@ -82,3 +88,44 @@ class TrainConfig(StrictModel):
         if self.only_level is not None and (self.mode != "independent" or self.only_level > len(self.levels)):
             raise ValueError(f"only_level needs mode: independent and a level between 1 and {len(self.levels)}")
         return self
+
+
+class TrainConfig(TrainSettings):
+    """One model's training: the shared settings plus the model (what `python -m components.train` reads)."""
+
+    # A model alias (smollm2-135m, gemma3-270m), a Hugging Face hub id, a local folder,
+    # or an s3:// prefix holding a model folder.
+    model: str = "smollm2-135m"
+    # The prompt format the rows are rendered in: llama, falcon, or chat (the tokenizer's
+    # own template). None: what suits the model (components.common.prompts.default_format).
+    format: Literal["llama", "falcon", "chat"] | None = None
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _resolve_format(self):
+        if self.format is None:
+            from components.common.prompts import default_format
+
+            self.format = default_format(self.model)
+        return self
+
+    def shape(self) -> dict:
+        """What a compiled pipeline's DAG is built around: a run cannot change it."""
+        return {"levels": len(self.levels), "mode": self.mode}
+
+
+def for_model(shared: dict, model: dict, shape: dict | None = None, only_level: int = 0) -> TrainConfig:
+    """A pipeline task's settings: the run's shared `train:` parameter (see
+    components.common.config.to_parameter) with the model's own settings on top, checked
+    against the DAG the pipeline was compiled for."""
+    from components.common.config import from_parameter_with
+    from components.common.errors import TaletuneError
+
+    config = from_parameter_with(TrainConfig, shared, {**model, **({"only_level": only_level} if only_level else {})}, "train config")
+    if shape and config.shape() != shape:
+        raise TaletuneError(
+            f"this run asks for {config.shape()['levels']} levels in {config.mode} mode, but the pipeline was compiled for "
+            f"{shape['levels']} in {shape['mode']} mode; the models, the number of levels and the training mode shape the DAG, "
+            "so change them in the config and compile again (python -m pipelines compile --config ... --set train.levels=...)"
+        )
+    return config

@@ -1,8 +1,8 @@
 """Training rows to token ids, with the loss on the response only.
 
-The dataset's `text` is the template rendered around the response, so the prompt
-part is the text before the response. It is tokenized apart from the response and
-masked (label -100); the response is followed by EOS, so the model learns to stop.
+Each row's prompt and response are rendered in the model's prompt format
+(components.common.prompts): the prompt part is masked (label -100), and the response
+is followed by EOS (or the format's end of turn), so the model learns to stop.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ def read_split(dataset_dir: str | Path, split: str) -> list[dict]:
     if not path.is_file():
         raise TaletuneError(f"{path} does not exist; point the train stage at the dataset stage's output folder")
     table = pq.read_table(path)
-    if "text" not in table.column_names:
-        raise TaletuneError(f"{path} has no `text` column; rebuild it with `python -m components.dataset`")
-    return [row for row in table.to_pylist() if row.get("prompt") and row.get("text")]
+    missing = [c for c in ("prompt", "response", "label") if c not in table.column_names]
+    if missing:
+        raise TaletuneError(f"{path} has no {', '.join(missing)} column; rebuild it with `python -m components.dataset`")
+    return [row for row in table.to_pylist() if row.get("prompt") and row.get("response")]
 
 
 def cap_per_genre(rows: list[dict], cap: int | None, seed: int) -> list[dict]:
@@ -47,14 +48,10 @@ def cap_per_genre(rows: list[dict], cap: int | None, seed: int) -> list[dict]:
     return [r for i, r in enumerate(rows) if i in keep]
 
 
-def encode(row: dict, tokenizer, block_size: int) -> Example:
-    text, response = row["text"], row["response"]
-    at = text.find(response)
-    if at < 0:
-        raise TaletuneError(f"row {row.get('book_id')}:{row.get('position')} has a `text` that does not contain its response")
-    prefix, suffix = text[:at], text[at + len(response) :]
-    head = tokenizer(prefix, add_special_tokens=True)["input_ids"]
-    body = tokenizer(response + suffix.rstrip(), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+def encode(row: dict, tokenizer, block_size: int, fmt: str = "llama") -> Example:
+    from components.common.prompts import encode_pair
+
+    head, body = encode_pair(fmt, row["prompt"], row["response"], tokenizer)
     ids = (head + body)[:block_size]
     labels = ([IGNORE] * len(head) + body)[:block_size]
     return Example(ids, labels)

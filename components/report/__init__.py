@@ -1,0 +1,1 @@
+"""The report stage: every evaluation of a run on one self-contained HTML page."""
