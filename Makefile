@@ -12,7 +12,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 .DEFAULT_GOAL := images
-.PHONY: images push venv run test test-all compile check-infra clean
+.PHONY: images push venv prepare run test test-all compile check-infra clean
 
 # ------------------------------------------------------------------ set-up
 
@@ -32,9 +32,12 @@ venv: $(VENV)/.installed
 
 # ------------------------------------------------------------------ the main job
 
-run: venv  ## run the pipeline with KFP's local runner (CONFIG=demo by default)
-	$(PY) -m components.evaluate.nltk_data --download-to $(VENV)/nltk_data  # unless NLTK_DATA already has them
+run: prepare  ## run the pipeline with KFP's local runner (CONFIG=demo by default)
 	$(PY) -m pipelines run --config $(CONFIG) $(ARGS)
+
+prepare: venv  ## once per machine: NLTK data, and the config's models converted or trained into the model cache
+	$(PY) -m components.evaluate.nltk_data --download-to $(VENV)/nltk_data  # unless NLTK_DATA already has them
+	$(PY) -m pipelines prepare --config $(CONFIG) $(ARGS)
 
 compile: venv  ## compile the pipeline for a cluster: taletune-$(CONFIG).yaml
 	$(PY) -m pipelines compile --config $(CONFIG) $(ARGS)

@@ -1,5 +1,6 @@
 """Compile, run locally, submit and schedule the taletune pipeline.
 
+    python -m pipelines prepare --config demo             # models into the model cache, once (`make run` does this first)
     python -m pipelines run --config demo                 # what `make run` does
     python -m pipelines compile --config seed-study-7b --out taletune.yaml
     python -m pipelines submit --config seed-study-7b --host http://localhost:8080
@@ -43,6 +44,25 @@ def preflight(config) -> None:
     storage.check_writable(config.ingest.cache_root())
     require(*needed(config.evaluate))  # the evaluate tasks come after minutes of training
     claim(config.report_prefix(), config.fingerprint(), config.replace_prefix)  # the report task, at the end, claims it again
+
+
+def cmd_prepare(args) -> None:
+    """Put what the run's tasks load into the model cache, once: every model of the config
+    (aliases converted to safetensors, hub models downloaded) and the sentiment model
+    (the offline stand-in trained). The tasks would do it themselves; this does it ahead."""
+    import time
+
+    from components.common.models import resolve
+    from components.evaluate.sentiment import model_folder
+
+    config = _experiment(args)
+    for spec in config.models:
+        settings, started = config.train_config(spec), time.perf_counter()
+        print(f"model {spec.label}: {resolve(settings.model, settings.model_cache)}  ({time.perf_counter() - started:.0f} s)", flush=True)
+    sentiment = config.evaluate.sentiment
+    if sentiment.model:
+        started = time.perf_counter()
+        print(f"sentiment model: {model_folder(sentiment.model, sentiment.model_cache)}  ({time.perf_counter() - started:.0f} s)")
 
 
 def cmd_run(args) -> None:
@@ -181,7 +201,7 @@ def cmd_schedule(args) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, fn in (("run", cmd_run), ("compile", cmd_compile), ("submit", cmd_submit), ("schedule", cmd_schedule)):
+    for name, fn in (("prepare", cmd_prepare), ("run", cmd_run), ("compile", cmd_compile), ("submit", cmd_submit), ("schedule", cmd_schedule)):
         p = sub.add_parser(name, help=fn.__doc__, description=fn.__doc__)
         p.add_argument("--config", default="demo", help="config name in pipelines/configs/ or a YAML path (default: demo)")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. dataset.seed=7")

@@ -221,6 +221,13 @@ def test_an_adapter_of_another_model_is_refused(tiny, tiny_adapter, tmp_path):
         run_generate(CATALOG, settings(other, tmp_path), tmp_path / "out", adapter=str(tiny_adapter / "level-1"))
 
 
+def test_the_adapters_prompt_format_is_used_and_another_refused(tiny, tiny_adapter, tmp_path):
+    run_generate(CATALOG, settings(tiny, tmp_path), tmp_path / "out", adapter=str(tiny_adapter / "level-1"))
+    assert stories(tmp_path / "out")[0]["format"] == "llama", "the format training.json records"
+    with pytest.raises(TaletuneError, match="trained with prompt format 'llama', and this run asks for 'falcon'"):
+        run_generate(CATALOG, settings(tiny, tmp_path, format="falcon"), tmp_path / "other", adapter=str(tiny_adapter / "level-1"))
+
+
 def test_cli_errors_and_existing_stories_survive(tiny, tmp_path):
     result = run_cli("components.generate", "--out", str(tmp_path / "out"), "--set", "n=0")
     assert result.returncode == 2 and "n: Input should be greater than 0" in result.stderr and "Traceback" not in result.stderr
@@ -251,10 +258,23 @@ def test_sigkill_mid_set_then_rerun_gives_the_same_set(tiny, tmp_path):
 
 
 def test_smollm2_writes_short_stories_and_tells_one(smollm2, tmp_path):
+    from transformers import AutoTokenizer
+
+    from components.common.prompts import encode_pair, prompt_ids
+
+    # SmolLM2-135M-Instruct speaks its own chat format: the prompt is a user turn, and a
+    # training row's response ends with the end of the assistant's turn.
+    tokenizer = AutoTokenizer.from_pretrained(smollm2 / "smollm2-135m")
+    head, body = encode_pair("chat", "Write me a horror story", "It was dark.", tokenizer)
+    assert tokenizer.decode(head).endswith("<|im_start|>user\nWrite me a horror story<|im_end|>\n<|im_start|>assistant\n")
+    assert tokenizer.decode(body) == "It was dark.<|im_end|>" and body[-1] == tokenizer.eos_token_id
+    assert head == prompt_ids("chat", "Write me a horror story", tokenizer)
+
     config = GenerateConfig(n=2, genres=["horror"], sampling={"max_new_tokens": 16}, model_cache=str(smollm2),
                             progress_root=str(tmp_path / "progress"))
     summary = run_generate(load_catalog(), config, tmp_path / "out")
     records = stories(tmp_path / "out")
+    assert summary["format"] == "chat" and records[0]["format"] == "chat", "the model's own format by default"
     assert summary["stories"] == 2 and [s["genre"] for s in records] == ["horror", "horror"]
     assert all(0 < s["new_tokens"] <= 16 for s in records) and records[0]["text"] != records[1]["text"]
     told = run_cli("components.generate", "--tell", "--genre", "horror", "--story", "1", "--set", "sampling.max_new_tokens=16",

@@ -61,7 +61,7 @@ def test_every_shipped_config_compiles(name, tmp_path):
             assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in executors[executor]["tolerations"]
             assert executors[executor]["secretAsEnv"][0]["secretName"] == "taletune-s3", "checkpoints and progress go to S3"
         generate = tasks[f"generate-{spec_.label}-level-1"]["inputs"]["parameters"]["model"]["runtimeValue"]["constant"]
-        assert generate == {"model": spec_.name, "format": spec_.format}
+        assert generate == {"model": spec_.name, "format": spec_.format, **spec_.generate}
     for task in tasks.values():
         assert task["retryPolicy"]["maxRetryCount"] >= 1
     for executor_name, executor in spec["deploymentSpec"]["executors"].items():
@@ -259,3 +259,11 @@ def test_a_failing_task_stops_the_run_with_its_message(tmp_path, mirror, nltk_da
     assert result.returncode == 2
     assert "error: ebook 999999 was not found" in result.stdout
     assert "error: the pipeline stopped" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_prepare_puts_each_model_in_the_cache_ahead_of_a_run(tmp_path, tiny_llama):
+    result = run_cli("pipelines", "prepare", "--config", "demo", "--set", f"models=[{tiny_llama}]", "--set", "evaluate.sentiment.model=null")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"model tiny-llama: {tiny_llama}" in result.stdout and "sentiment model" not in result.stdout
+    bad = run_cli("pipelines", "prepare", "--config", "demo", "--set", "models=[nope-model]")
+    assert bad.returncode == 2 and "unknown model 'nope-model'" in bad.stderr and "Traceback" not in bad.stderr
