@@ -294,3 +294,19 @@ def test_compiled_decoder_gives_the_same_adapter_names(tiny, tmp_path):
     assert eager.keys() == compiled.keys()
     for name in eager:
         assert (eager[name] - compiled[name]).abs().max() < 1e-3, name
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tiny, tmp_path):
+    """Checkpoints come from shared storage: they load with weights_only=True."""
+    import io
+
+    import torch
+
+    from components.common import storage
+    from components.train.fit import _load_state
+
+    buf = io.BytesIO()
+    torch.save({"step": 1, "payload": Level(fraction=1, epochs=1)}, buf)  # an arbitrary pickled object
+    storage.write_bytes(str(tmp_path / "state.pt"), buf.getvalue())
+    with pytest.raises(TaletuneError, match="not a taletune checkpoint of plain tensors.*delete it"):
+        _load_state(str(tmp_path / "state.pt"))

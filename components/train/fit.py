@@ -212,10 +212,12 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
     step, history = 0, []
     state_uri = storage.join(prefix, "state.pt")
     if storage.exists(state_uri):
-        state = torch.load(io.BytesIO(storage.read_bytes(state_uri)), weights_only=False)
+        state = _load_state(state_uri)
         _load_trainable(model, state["lora"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available():  # LoRA dropout draws from it on a GPU
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         step, history = state["step"], state["history"]
         log.info("resuming %s at step %d of %d from %s", key, step, total, state_uri)
 
@@ -342,8 +344,24 @@ def _save_state(uri: str, model, optimizer, step: int, history: list) -> None:
     import torch
 
     buf = io.BytesIO()
-    torch.save({"lora": _trainable_state(model), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step, "history": history}, buf)
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    torch.save({"lora": _trainable_state(model), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "cuda_rng": cuda_rng,
+                "step": step, "history": history}, buf)
     storage.write_bytes(uri, buf.getvalue())  # one atomic write: a kill leaves the previous state
+
+
+def _load_state(uri: str) -> dict:
+    """A checkpoint of tensors, numbers and lists only: the bytes come from shared storage,
+    so nothing in them may run code (weights_only=True refuses pickled objects)."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(io.BytesIO(storage.read_bytes(uri)), weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise TaletuneError(f"the checkpoint {uri} is not a taletune checkpoint of plain tensors ({str(exc).splitlines()[0][:160]}); "
+                            "delete it to train that run from its start") from None
 
 
 def _export(prefix: str, k: int, out: Path) -> dict:
