@@ -47,11 +47,15 @@ def test_s3_multipart_upload_for_large_files(s3, s3_server, tmp_path):
     assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
 
 
-def test_missing_bucket_is_one_clear_error(s3):
+def test_missing_bucket_is_one_clear_error(s3, tmp_path):
     with pytest.raises(TaletuneError, match="bucket 'no-such-bucket' does not exist"):
         storage.check_writable("s3://no-such-bucket/cache")
     with pytest.raises(TaletuneError, match="does not exist"):
         storage.exists("s3://no-such-bucket/x.txt")
+    # boto3's own transfer errors (S3UploadFailedError) are one message too, not a traceback.
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(TaletuneError, match="bucket 'no-such-bucket' does not exist"):
+        storage.upload_file(tmp_path / "f.txt", "s3://no-such-bucket/f.txt")
 
 
 def test_unreachable_endpoint_is_one_clear_error(monkeypatch):

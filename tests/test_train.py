@@ -310,3 +310,20 @@ def test_a_checkpoint_that_would_run_code_is_refused(tiny, tmp_path):
     storage.write_bytes(str(tmp_path / "state.pt"), buf.getvalue())
     with pytest.raises(TaletuneError, match="not a taletune checkpoint of plain tensors.*delete it"):
         _load_state(str(tmp_path / "state.pt"))
+
+
+def test_an_empty_validation_split_still_trains_and_says_so(tiny, tmp_path):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from tests.conftest import run_cli
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny[1], data)
+    pq.write_table(pq.read_table(data / "data" / "validation.parquet").slice(0, 0), data / "data" / "validation.parquet")
+    result = run_cli("components.train", "--dataset", str(data), "--out", str(tmp_path / "out"), "--set", f"model={tiny[0]}",
+                     "--set", "block_size=64", "--set", "batch_size=8", "--set", "levels=[{fraction: 1.0, epochs: 1}]",
+                     "--set", f"checkpoint_root={tmp_path / 'ckpt'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "level 1: no validation rows" in result.stdout and (tmp_path / "out" / "level-1" / "adapter_model.safetensors").is_file()

@@ -102,12 +102,17 @@ def _s3_error(exc: Exception, uri: str) -> TaletuneError:
 
 
 def _s3_call(uri: str, fn, *args, **kwargs):
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         return fn(*args, **kwargs)
     except (ClientError, BotoCoreError) as exc:
         raise _s3_error(exc, uri) from None
+    except Boto3Error as exc:
+        # boto3's transfers (upload_file) wrap the botocore error that made them fail.
+        cause = exc.__cause__ or exc.__context__
+        raise _s3_error(cause if isinstance(cause, (ClientError, BotoCoreError)) else exc, uri) from None
 
 
 # ---------------------------------------------------------------- reading
@@ -139,7 +144,7 @@ def read_bytes(uri: str) -> bytes:
             raise TaletuneError(f"{uri} does not exist") from None
     bucket, key = split_s3(uri)
     obj = _s3_call(uri, _client().get_object, Bucket=bucket, Key=key)
-    return obj["Body"].read()
+    return _s3_call(uri, obj["Body"].read)  # a connection dropped mid-body fails here, not in get_object
 
 
 def read_text(uri: str) -> str:

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> None:
 
     summary = run_train(args.dataset, load_config(TrainConfig, args.config, args.overrides), args.out)
     for k, record in sorted(summary.items()):
-        print(f"level {k}: val_loss {record['val_loss']:.4f}  perplexity {record['perplexity']:.2f}  -> {args.out}/level-{k}")
+        # No validation rows (an empty validation split): the levels are trained all the same.
+        loss = f"val_loss {record['val_loss']:.4f}  perplexity {record['perplexity']:.2f}" if record["val_loss"] is not None else "no validation rows"
+        print(f"level {k}: {loss}  -> {args.out}/level-{k}")
 
 
 def prepare_model(argv: list[str]) -> None:

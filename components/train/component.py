@@ -22,8 +22,9 @@ def train(dataset: Input[Dataset], config: dict, model: dict, shape: dict, adapt
     last = summary[max(summary)]
     adapters.metadata.update({"levels": sorted(summary), "model": last["model"], "format": last["format"], "reused": last.get("reused", False)})
     for k, record in summary.items():
-        metrics.log_metric(f"level{k}_val_loss", record["val_loss"])
-        metrics.log_metric(f"level{k}_perplexity", record["perplexity"])
+        if record["val_loss"] is not None:  # None: the dataset has no validation rows
+            metrics.log_metric(f"level{k}_val_loss", record["val_loss"])
+            metrics.log_metric(f"level{k}_perplexity", record["perplexity"])
     metrics.log_metric("final_train_loss", last.get("train_loss") or 0.0)
     metrics.log_metric("tokens_per_second", last.get("tokens_per_second") or 0.0)
     metrics.log_metric("trainable_parameters", last["trainable_parameters"])
