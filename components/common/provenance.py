@@ -48,6 +48,20 @@ def code_version(*packages: str) -> str:
     return h.hexdigest()[:16]
 
 
+def folder_digest(folder: str | Path) -> str:
+    """A hash of a folder's files (names and bytes), for result keys; `run.json` (whether
+    the folder's task reused its result) says how the files came, not what they hold."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name != "run.json"):
+        h.update(str(path.relative_to(folder)).encode())
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in PACKAGES:

@@ -127,8 +127,8 @@ def build_reference(dataset: str | Path, config: EvaluateConfig, out: str | Path
     import logging
 
     from components.common import storage
-    from components.common.provenance import code_version, write_run_record
-    from components.evaluate.stage import folder_digest, results_root
+    from components.common.provenance import code_version, folder_digest, write_run_record
+    from components.evaluate.stage import results_root
 
     settings = config.model_dump(include={"genre", "seed"})
     blob = json.dumps([folder_digest(Path(dataset) / "data"), settings, code_version("components.evaluate", "components.common")], sort_keys=True)

@@ -87,7 +87,7 @@ def result_key(loaded: list, config: EvaluateConfig, dataset: str | None, refere
     """A hash of everything an evaluation depends on; any change gives a new key."""
     import hashlib
 
-    from components.common.provenance import code_version
+    from components.common.provenance import code_version, folder_digest
 
     h = hashlib.sha256()
     for source, name, records, notes, identity in loaded:
@@ -97,20 +97,6 @@ def result_key(loaded: list, config: EvaluateConfig, dataset: str | None, refere
     h.update(json.dumps([config.model_dump(exclude={"results_root"}), anchor, code_version("components.evaluate", "components.common")],
                         sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
-
-
-def folder_digest(folder: str | Path) -> str:
-    """A hash of a folder's files (names and bytes), for result keys; `run.json` (whether
-    the folder's task reused its result) says how the files came, not what they hold."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name != "run.json"):
-        h.update(str(path.relative_to(folder)).encode())
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
 
 
 def evaluate_set(name: str, source: str, records: list[dict], notes: list[str], config: EvaluateConfig, corpus=None,

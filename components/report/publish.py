@@ -21,9 +21,8 @@ FILES = ("report.html", "report.md", "findings.json")
 def publish(evaluations: list[str], config: dict, out: str, prefix: str, experiment: str, replace: bool,
             html_path: str, markdown_path: str) -> dict:
     from components.common.config import from_parameter
-    from components.common.provenance import code_version, write_run_record
+    from components.common.provenance import code_version, folder_digest, write_run_record
     from components.common.runprefix import claim
-    from components.evaluate.stage import folder_digest
     from components.report.config import ReportConfig
     from components.report.stage import run_report
 
