@@ -115,8 +115,9 @@ def print_summary(run_dir: Path) -> None:
     for summary in sorted(run_dir.glob("evaluation-reference*/reference/reference.json")):
         report = json.loads(summary.read_text())["genre_classifier"]
         if report["accuracy"] is not None:
-            print(f"genre classifier: accuracy {report['accuracy']:.0%} on {report['n']} held-out passages {report['by_label']}"
-                  f"{_reused(summary.parent)}")
+            books = f"whole books it never saw ({', '.join(report['test_books'])})" if report.get("unseen_books") else "books it trained on"
+            print(f"genre classifier: balanced accuracy {report['balanced_accuracy']:.0%} on {report['n']} passages of {books}, "
+                  f"by genre {report['by_label']}{_reused(summary.parent)}")
     evaluations = [(json.loads(p.read_text())["sets"][0], p.parent) for p in run_dir.glob("evaluate*/evaluation/metrics.json")]
     for s, folder in sorted(evaluations, key=lambda e: (e[0]["kind"] != "training_data", e[0].get("model") or "", e[0].get("level") or 0)):
         print(f"evaluation, {evaluation_line(s)}: {folder / 'report.md'}{_reused(folder)}")
@@ -137,6 +138,9 @@ def evaluation_line(s: dict) -> str:
             parts.append(f"{h[key]:.0%} {label}")
     if "distinct_2" in h:
         parts.append(f"distinct-2 {h['distinct_2']:.2f}")
+    closeness = (s.get("closeness") or {}).get("all", {}).get("two_sample")
+    if closeness:  # 1.0: always told from held-out book passages; 0.5: indistinguishable
+        parts.append(f"told from the books {closeness['accuracy']:.0%} ({closeness['ci95'][0]:.0%}-{closeness['ci95'][1]:.0%})")
     errors = f"; not computed: {', '.join(sorted(s['errors']))}" if s["errors"] else ""
     return f"{s['name']} ({', '.join(parts)}{errors})"
 

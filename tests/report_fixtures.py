@@ -19,7 +19,8 @@ from components.evaluate.intervals import share
 
 GENRES = ("fairy_tale", "horror")
 PER_GENRE = 50
-CLASSIFIER = {"accuracy": 0.88, "balanced_accuracy": 0.86, "n": 120, "by_label": {"fairy_tale": 0.9, "horror": 0.825, "other": 0.925}}
+CLASSIFIER = {"accuracy": 0.88, "balanced_accuracy": 0.86, "n": 120, "by_label": {"fairy_tale": 0.9, "horror": 0.825, "other": 0.925},
+              "test_books": ["1952", "7074"], "unseen_books": True}
 EVIL = "It ended <script>alert('boo')</script> & </details> \"here\"."
 
 # name -> fidelity (of 100), positive endings (of 50 per genre), two-sample accuracy and interval,
@@ -122,6 +123,10 @@ def evaluation_set(name: str, model: str | None, level: int | None, seed: int, n
         if numbers["two_sample"]:
             accuracy, ci = numbers["two_sample"][g]
             s["closeness"][g]["two_sample"] = {"accuracy": accuracy, "ci95": ci, "n": 100}
+    if numbers["two_sample"]:  # the whole set: both genres' pairs in one test, so a narrower interval
+        mean = round(sum(a for a, _ in numbers["two_sample"].values()) / len(GENRES), 4)
+        s["closeness"]["all"] = {"frechet": 1.0, "stories": 2 * PER_GENRE, "passages": 2 * PER_GENRE,
+                                 "two_sample": {"accuracy": mean, "ci95": [round(mean - 0.05, 4), round(min(1.0, mean + 0.05), 4)], "n": 200}}
     return s
 
 

@@ -92,6 +92,14 @@ def test_holdout_books_go_whole_to_test(books, tmp_path):
         run_dataset(books, DatasetConfig(split={"holdout_books": [4242]}), tmp_path / "x")
 
 
+def test_the_row_cap_leaves_held_out_books_whole(books, tmp_path):
+    whole = run_dataset(books, DatasetConfig(split={"holdout_books": [1952, 7074]}), tmp_path / "a")
+    capped = run_dataset(books, DatasetConfig(max_rows_per_genre=10, split={"holdout_books": [1952, 7074]}), tmp_path / "b")
+    assert capped["rows"]["test"] == whole["rows"]["test"] and sum(whole["rows"]["test"].values()) > 2 * 10 / 2
+    for label in ("horror", "fairy_tale"):
+        assert capped["rows"]["train"][label] + capped["rows"]["validation"].get(label, 0) == 10, "the cap counts only the other books"
+
+
 def test_same_inputs_and_seed_give_byte_identical_output(books, tmp_path):
     def digest(out):
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*")) if p.is_file()}

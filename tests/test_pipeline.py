@@ -148,7 +148,12 @@ def test_demo_pipeline_runs_locally_with_the_book_cache_on_s3(tmp_path, mirror, 
     assert {p.name for p in (dataset / "data").iterdir()} == {"train.parquet", "validation.parquet", "test.parquet"}
     stats = json.loads((dataset / "stats.json").read_text())
     assert set(stats["rows"]["train"]) == {"horror", "fairy_tale", "other"}
-    assert sum(stats["total"].values()) == 3 * 400  # the demo caps every group at 400 rows
+    for label in ("horror", "fairy_tale", "other"):  # the demo caps every group at 400 rows, held-out books aside
+        assert stats["rows"]["train"][label] + stats["rows"]["validation"][label] == 400
+    import pyarrow.parquet as pq
+
+    held_out = set(pq.read_table(dataset / "data" / "test.parquet").column("book_id").to_pylist())
+    assert held_out == {"7074", "29021", "17893", "1952"}, "whole held-out books are the test split"
     assert len(stats["books"]) == 18
     run_dir = dataset.parents[1]
     assert yaml.safe_load((run_dir / "experiment.yaml").read_text())["name"] == "demo"
@@ -164,8 +169,8 @@ def test_demo_pipeline_runs_locally_with_the_book_cache_on_s3(tmp_path, mirror, 
         (str(tiny_llama), k, "llama") for k in range(2)] + [("smollm2-135m", k, "chat") for k in range(2)]
     smol = records[2:]
     assert smol[1]["val_loss"] < smol[0]["val_loss"]
-    # r=16 on q_proj (576x576) and v_proj (576x192) in 30 layers: 30 * 16 * (1152 + 768)
-    assert smol[1]["trainable_parameters"] == 921_600
+    # r=16 on every linear layer of 30: q and o (576x576), k and v (576x192), gate and up (576x1536), down (1536x576)
+    assert smol[1]["trainable_parameters"] == 30 * 16 * (2 * 1152 + 2 * 768 + 3 * 2112)
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -192,7 +197,7 @@ def test_demo_pipeline_runs_locally_with_the_book_cache_on_s3(tmp_path, mirror, 
     evaluations = [line for line in lines if line.startswith("evaluation, ")]
     assert len(evaluations) == 5, result.stdout[-3000:]
     assert evaluations[0].startswith("evaluation, training data (6 stories")
-    assert "genre classifier: accuracy" in result.stdout
+    assert "genre classifier: balanced accuracy" in result.stdout
     identities = []
     for line in evaluations:
         folder = Path(line.split(": ")[-1].split()[0]).parent

@@ -42,7 +42,7 @@ def test_every_section_model_and_level_is_there(report):
     assert result["sets"] == 7 and result["levels"] == [0, 1, 2] and result["genres"] == ["fairy_tale", "horror"]
     assert sorted(result["models"]) == ["gemma3-270m", "smollm2-135m"]
     assert result["set_labels"][0] == "training data", "the training data leads, whatever the input order"
-    assert "accuracy 88% (balanced over groups: 86%) on 120 held-out passages" in html
+    assert "accuracy 88% (balanced over groups: 86%) on 120 passages of whole books it never saw (1952, 7074)" in html
     assert html.count('<figure class="chart"><svg') == 7  # 2 sentiment, fidelity, two-sample, Fréchet, distinct-2, losses
 
 
@@ -65,6 +65,10 @@ def test_findings_golden(report):
     assert (topics["direction"], topics["intervals"]) == ("toward", "no interval") and "0.100 → 0.300" in topics["sentence"]
     assert finding(found, model="gemma3-270m", measure="topics")["direction"] == "away"
     # Closeness: the two-sample test where both levels have it, else the Fréchet distance, lower being closer.
+    whole = [f for f in found if f.get("model") == "smollm2-135m" and f.get("measure") in ("two_sample", "frechet")][0]
+    assert (whole["genre"], whole["intervals"]) == ("all", "outside the intervals"), "the whole set's closeness comes first"
+    words = finding(found, model="smollm2-135m", measure="words")
+    assert words["intervals"] == "no interval" and "overlap of the top lexicon words" in words["sentence"]
     assert finding(found, model="smollm2-135m", measure="two_sample", genre="horror")["intervals"] == "outside the intervals"
     assert finding(found, model="smollm2-135m", measure="two_sample", genre="fairy_tale")["intervals"] == "within the intervals"
     frechet = finding(found, model="gemma3-270m", measure="frechet", genre="fairy_tale")
@@ -110,7 +114,7 @@ def test_markdown_and_findings_json(report):
     assert all(f"- {f['sentence']}" in md for f in found)
     assert "| smollm2-135m level 0 | horror | 50 | 90% (79%–96%) | 20% (11%–33%) | 95% (90%–98%) | 1.30 | 0.630 | 1.0% |" in md
     data = json.loads(Path(result["findings"]).read_text())
-    assert data["sets"] == 7 and len(data["findings"]) == result["findings_count"] == 16
+    assert data["sets"] == 7 and len(data["findings"]) == result["findings_count"] == 19
 
 
 def test_sparse_evaluations_render(tmp_path):

@@ -41,6 +41,7 @@ class DatasetConfig(StrictModel):
     # Drop passages whose word 5-gram sets overlap this much (Jaccard, by MinHash).
     near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1)
     # Cap the rows per genre (after de-duplication), for small demo runs. None: all.
+    # Held-out books are kept whole and not counted.
     max_rows_per_genre: int | None = Field(default=None, gt=0)
     split: SplitConfig = SplitConfig()
     seed: int = 42

@@ -63,7 +63,8 @@ def run_dataset(books_dir: str | Path, config: DatasetConfig, out_dir: str | Pat
     for i, (kind, _) in dupes.items():
         per_book[rows[i]["book_id"]][f"{kind}_duplicates"] += 1
     rows = [r for i, r in enumerate(rows) if i not in dupes]
-    rows, capped = cap_rows(rows, config.max_rows_per_genre, config.seed)
+    # Held-out books stay whole: the cap thins only the books that training draws from.
+    rows, capped = cap_rows(rows, config.max_rows_per_genre, config.seed, keep_books=set(config.split.holdout_books))
     splits = split_rows(rows, config)
 
     for name in SPLITS:
@@ -129,15 +130,17 @@ def cut_books(books_dir: Path, manifest: dict, catalog: Catalog, config: Dataset
     return rows, {k: dict(v) for k, v in per_book.items()}
 
 
-def cap_rows(rows: list[dict], cap: int | None, seed: int) -> tuple[list[dict], dict]:
-    """At most `cap` rows per label, a seeded sample that keeps catalog order."""
+def cap_rows(rows: list[dict], cap: int | None, seed: int, keep_books: set[str] = frozenset()) -> tuple[list[dict], dict]:
+    """At most `cap` rows per label, a seeded sample that keeps catalog order; the rows of
+    `keep_books` are all kept and not counted."""
     if cap is None:
         return rows, {}
-    keep: set[int] = set()
+    keep: set[int] = {i for i, row in enumerate(rows) if row["book_id"] in keep_books}
     capped = {}
     by_label: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
-        by_label.setdefault(row["label"], []).append(i)
+        if i not in keep:
+            by_label.setdefault(row["label"], []).append(i)
     for label, idx in by_label.items():
         if len(idx) > cap:
             capped[label] = len(idx) - cap

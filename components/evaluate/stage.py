@@ -179,8 +179,11 @@ def topic_model(texts: list[str], config: EvaluateConfig) -> dict:
 def sentiment_by_genre(records: list[dict], model: str, cache: str | None = None, folder: str | None = None) -> dict:
     from components.evaluate.sentiment import classify, tally
 
-    return {"backend": "transformers text-classification", "model": model, "reads": "last 512 words",
-            "by_genre": tally(records, classify(records, folder or model, cache=cache))}
+    from components.evaluate.sentiment import load_classifier
+
+    window = load_classifier(folder or model, cache).window
+    reads = f"last 512 words, in windows of {window} tokens (mean logits)" if window < 512 else "last 512 words (the last 512 tokens of them)"
+    return {"backend": "transformers", "model": model, "reads": reads, "by_genre": tally(records, classify(records, folder or model, cache=cache))}
 
 
 def vader_by_genre(records: list[dict]) -> dict:
@@ -210,10 +213,10 @@ class Corpus:
     def embed(self, texts: list[str]):
         import numpy as np
 
-        from components.evaluate.embed import embed
+        from components.evaluate.embed import embed_windows
 
         new = [t for t in dict.fromkeys(texts) if t not in self._vectors]
-        self._vectors.update(zip(new, embed(new)))
+        self._vectors.update(zip(new, embed_windows(new)))
         return np.stack([self._vectors[t] for t in texts])
 
     def fidelity(self, records: list[dict]) -> dict:
@@ -235,23 +238,47 @@ class Corpus:
                 for g in ["all", *sorted({r["genre"] for r in records})]}
 
     def closeness(self, records: list[dict]) -> dict:
-        """Fréchet distance between story embeddings and held-out passages of the same genre,
-        and the two-sample test (how often a classifier tells them apart, with an interval)."""
+        """How far the stories are from held-out passages of their genre: a two-sample test
+        (how often a classifier tells them apart, with an interval) and the Fréchet
+        distance, per genre and for the whole set ("all").
+
+        Each story is paired with a cut of a held-out passage of the story's length in words,
+        at a seeded offset, so length alone cannot tell them apart (a 90-word story against a
+        500-word passage would be told apart by its length). With more stories than held-out
+        passages, a passage gives several cuts.
+        """
+        import random
+
+        import numpy as np
+
         from components.evaluate.closeness import frechet, two_sample
 
-        out = {}
+        out, pairs = {}, []
         for genre in sorted({r["genre"] for r in records}):
             passages = self.reference.held_out.get(genre)
             if passages is None:
                 out[genre] = {"error": self.reference.summary["closeness_errors"].get(genre, f"the dataset has no held-out {genre} passages")}
                 continue
             stories = [r["text"] for r in records if r["genre"] == genre and r["text"].strip()]
-            if len(stories) < 2:
-                out[genre] = {"error": f"{len(stories)} non-empty {genre} stories; closeness needs at least 2"}
+            if len(stories) < 2 or len(passages) < 2:
+                out[genre] = {"error": f"{len(stories)} non-empty {genre} stories and {len(passages)} held-out passages; closeness needs at least 2 of each"}
                 continue
-            vectors = self.embed(stories)
-            out[genre] = {"frechet": round(frechet(vectors, passages), 4), "two_sample": two_sample(vectors, passages, self.config.seed),
-                          "stories": len(stories), "passages": len(passages)}
+            rng = random.Random(f"{self.config.seed}-closeness-{genre}")
+            order = rng.sample(range(len(passages)), len(passages))
+            cut = []
+            for i, story in enumerate(stories):
+                words, size = passages[order[i % len(order)]].split(), max(1, len(story.split()))
+                start = rng.randrange(max(1, len(words) - size + 1))
+                cut.append(" ".join(words[start : start + size]))
+            n = len(stories)
+            a, b = self.embed(stories), self.embed(cut)
+            pairs.append((a, b))
+            out[genre] = {"frechet": round(frechet(a, b), 4), "two_sample": two_sample(a, b, self.config.seed), "stories": n, "passages": n}
+        if len(pairs) > 1:
+            a, b = np.vstack([a for a, _ in pairs]), np.vstack([b for _, b in pairs])
+            out["all"] = {"frechet": round(frechet(a, b), 4), "two_sample": two_sample(a, b, self.config.seed), "stories": len(a), "passages": len(b)}
+        elif pairs:
+            out["all"] = next(v for v in out.values() if "two_sample" in v)
         return out
 
 
@@ -277,6 +304,8 @@ def headline(s: dict) -> dict[str, float]:
     for genre, entry in s.get("closeness", {}).items():
         if "frechet" in entry:
             out[f"frechet_{genre}"] = entry["frechet"]
+        if "two_sample" in entry:
+            out[f"two_sample_{genre}"] = entry["two_sample"]["accuracy"]
     coherence = [t["coherence"] for t in s.get("topics", {}).get("topics", []) if t.get("coherence") is not None]
     if coherence:
         out["topic_coherence_mean"] = round(sum(coherence) / len(coherence), 4)

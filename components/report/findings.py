@@ -17,7 +17,7 @@ chance. Measures without an interval say "no interval".
 
 from __future__ import annotations
 
-from components.report.sets import MEASURES, Run, Set, Value, measure, missing, not_run, show, topic_overlap
+from components.report.sets import MEASURES, Run, Set, Value, measure, missing, not_run, show, topic_overlap, word_overlap
 
 WITHIN, OUTSIDE, NO_INTERVAL = "within the intervals", "outside the intervals", "no interval"
 TOWARD = ("moved its stories toward the training data", "moved its stories away from the training data",
@@ -83,7 +83,10 @@ def training_effects(run: Run, model: str) -> list[dict]:
     key = sentiment_key(run)
     out += [_effect(model, first, last, key, g, ref and measure(ref, key, g), need_target=True) for g in run.genres]
     out.append(_effect(model, first, last, "topics", "all", None, values=(_topics(first), _topics(last))))
-    for g in run.genres:
+    words = tuple(word_overlap(s, ref) for s in (first, last))
+    out.append(_effect(model, first, last, "words", "all", None, values=tuple(Value(w, None, None) if w is not None else None for w in words)))
+    # Closeness of the whole set (every genre against its own held-out books) first: the study's headline.
+    for g in [g for g in ["all", *run.genres] if g != "all" or measure(first, "two_sample", g) or measure(first, "frechet", g)]:
         both = all(measure(s, "two_sample", g) for s in (first, last))
         out.append(_effect(model, first, last, "two_sample" if both else "frechet", g, None))
     losses = tuple(_loss(s) for s in (first, last))
@@ -98,6 +101,8 @@ def _topics(s: Set) -> Value | None:
 
 
 def _why_not(s: Set, key: str) -> str:
+    if key == "words":
+        return not_run(s, "lexicon") if not isinstance(s.metrics.get("lexicon"), dict) else "the training data has no lexicon words to compare with"
     if key == "topics":
         found = s.metrics.get("topics")
         return "its topics were not aligned to the training data's" if isinstance(found, dict) else not_run(s, "topics")
@@ -109,7 +114,8 @@ def _loss(s: Set) -> Value | None:
     return Value(float(loss), None, None) if isinstance(loss, (int, float)) else None
 
 
-NAMES = {"topics": ("topic overlap with the training data", "number", False), "val_loss": ("validation loss", "number", True)}
+NAMES = {"topics": ("topic overlap with the training data", "number", False),
+         "words": ("overlap of the top lexicon words with the training data's", "number", False), "val_loss": ("validation loss", "number", True)}
 
 
 def _effect(model: str, first: Set, last: Set, key: str, genre: str, target: Value | None, *, values=None,

@@ -79,7 +79,7 @@ def cell(s: Set, key: str, genre: str) -> str:
     if v is None and key == "two_sample" and measure(s, "frechet", genre):
         return '<td class="num muted" title="no two-sample test in this evaluation">–</td>'
     if v is None and genre == "all" and MEASURES[key].analysis == "closeness" and s.metrics.get("closeness"):
-        return '<td class="num muted" title="closeness is measured per genre">–</td>'
+        return '<td class="num muted" title="this evaluation measured closeness per genre only">–</td>'
     if v is None:
         return f'<td class="num missing" title="{esc(missing(s, key, genre))}">n/c</td>'
     interval = f'<span class="ci">{number(v.ci[0], style)}–{number(v.ci[1], style)}</span>' if v.ci else ""
@@ -96,8 +96,10 @@ def overview(run: Run, config: ReportConfig) -> str:
     if c.get("accuracy") is not None:
         balanced = f" (balanced over groups: {c['balanced_accuracy']:.0%})" if c.get("balanced_accuracy") is not None else ""
         by_label = ", ".join(f"{esc(k)} {v:.0%}" for k, v in (c.get("by_label") or {}).items())
+        books = (f"whole books it never saw ({esc(', '.join(c.get('test_books') or []))})" if c.get("unseen_books")
+                 else "test passages of books it trained on")
         intro += (f" The genre classifier (which decides “as asked”) has accuracy {c['accuracy']:.0%}{balanced} on "
-                  f"{esc(c.get('n', '?'))} held-out passages" + (f"; by label: {by_label}." if by_label else "."))
+                  f"{esc(c.get('n', '?'))} passages of {books}" + (f"; by label: {by_label}." if by_label else "."))
     else:
         intro += " No genre classifier accuracy in these evaluations."
     rows = "".join(
@@ -188,7 +190,8 @@ def measures(run: Run) -> str:
     closeness = "two_sample" if any(measure(s, "two_sample", g) for s in run.sets for g in run.genres) else "frechet"
     charts = [
         level_chart(run, "fidelity", ["all", *run.genres], "genre-fidelity", "Genre fidelity: the share classified as the genre asked for."),
-        level_chart(run, closeness, run.genres, "closeness", "Closeness to held-out passages of the genre: " + (
+        level_chart(run, closeness, closeness_scopes(run, closeness), "closeness", "Closeness to held-out passages of the genre, cut to the "
+                    "stories' lengths: " + (
             "how often a classifier tells the stories from the passages (50% = indistinguishable; lower is closer)."
             if closeness == "two_sample" else "the Fréchet distance of the embeddings (lower is closer; no interval).")),
         level_chart(run, "distinct_2", ["all", *run.genres], "distinct-2", "distinct-2: unique word pairs over all word pairs (no interval)."),
@@ -198,6 +201,11 @@ def measures(run: Run) -> str:
     intro = ("Every set by genre. Shares carry their Wilson 95% interval underneath; “n/c” is not computed (hover for why). "
              "Closeness: Fréchet distance and the two-sample accuracy against held-out passages of the genre (lower is closer).")
     return section("measures", table + errors_html + "\n".join(charts), intro)
+
+
+def closeness_scopes(run: Run, key: str) -> list[str]:
+    """The genres, after "all" (the whole set against held-out books of each story's genre) where it was measured."""
+    return (["all"] if any(measure(s, key, "all") for s in run.sets) else []) + run.genres
 
 
 def lexicon(run: Run, config: ReportConfig) -> str:

@@ -228,6 +228,17 @@ def topic_overlap(s: Set) -> float | None:
     return round(sum(overlaps) / len(overlaps), 4) if overlaps else None
 
 
+def word_overlap(s: Set, reference: Set | None, k: int = 20) -> float | None:
+    """Jaccard overlap of a set's top-k positive and negative lexicon words with the training data's."""
+    def top(x: Set | None) -> set[str] | None:
+        words = ((x.metrics.get("lexicon") or {}).get("all") or {}) if x else {}
+        found = {f"{side}:{w['word']}" for side in ("positive", "negative") for w in (words.get(side) or [])[:k]}
+        return found or None
+
+    a, b = top(s), top(reference)
+    return round(len(a & b) / len(a | b), 4) if a and b else None
+
+
 def number(x: float, style: str = "number") -> str:
     """A number as the page writes it: shares in %, small ones with a decimal."""
     if style == "share":
