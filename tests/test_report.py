@@ -67,6 +67,7 @@ def test_findings_golden(report):
     # Closeness: the two-sample test where both levels have it, else the Fréchet distance, lower being closer.
     whole = [f for f in found if f.get("model") == "smollm2-135m" and f.get("measure") in ("two_sample", "frechet")][0]
     assert (whole["genre"], whole["intervals"]) == ("all", "outside the intervals"), "the whole set's closeness comes first"
+    assert "more training moved its stories toward the held-out books; the intervals do not overlap." in whole["sentence"]
     words = finding(found, model="smollm2-135m", measure="words")
     assert words["intervals"] == "no interval" and "overlap of the top lexicon words" in words["sentence"]
     assert finding(found, model="smollm2-135m", measure="two_sample", genre="horror")["intervals"] == "outside the intervals"

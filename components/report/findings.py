@@ -9,8 +9,10 @@ Two kinds:
 - `training_effect`: per model, from its lowest to its highest level, whether more
   training moved its stories toward the training data: genre fidelity and the
   positive share (closer to the training data's), topics (a higher mean overlap with
-  the training data's), closeness (a lower two-sample accuracy, or a lower Fréchet
-  distance where there is no two-sample test), and the validation loss.
+  the training data's), lexicon words (a higher overlap of the top words with the
+  training data's), closeness to the held-out books (a lower two-sample accuracy, or a
+  lower Fréchet distance where there is no two-sample test; the whole set first), and
+  the validation loss.
 Overlapping Wilson intervals make a difference "within the intervals": it may be
 chance. Measures without an interval say "no interval".
 """
@@ -22,6 +24,9 @@ from components.report.sets import MEASURES, Run, Set, Value, measure, missing, 
 WITHIN, OUTSIDE, NO_INTERVAL = "within the intervals", "outside the intervals", "no interval"
 TOWARD = ("moved its stories toward the training data", "moved its stories away from the training data",
           "left its stories as far from the training data as before")
+# Closeness is measured against books no model trained on, not against the training data.
+TOWARD_BOOKS = ("moved its stories toward the held-out books", "moved its stories away from the held-out books",
+                "left its stories as far from the held-out books as before")
 
 
 def findings(run: Run) -> list[dict]:
@@ -88,7 +93,7 @@ def training_effects(run: Run, model: str) -> list[dict]:
     # Closeness of the whole set (every genre against its own held-out books) first: the study's headline.
     for g in [g for g in ["all", *run.genres] if g != "all" or measure(first, "two_sample", g) or measure(first, "frechet", g)]:
         both = all(measure(s, "two_sample", g) for s in (first, last))
-        out.append(_effect(model, first, last, "two_sample" if both else "frechet", g, None))
+        out.append(_effect(model, first, last, "two_sample" if both else "frechet", g, None, words=TOWARD_BOOKS))
     losses = tuple(_loss(s) for s in (first, last))
     out.append(_effect(model, first, last, "val_loss", "all", None, values=losses,
                        words=("lowered its validation loss", "raised its validation loss", "left its validation loss unchanged")))
