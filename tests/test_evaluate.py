@@ -286,8 +286,6 @@ def test_the_pipeline_path_with_a_tiny_classifier_and_the_dataset(tmp_path, nltk
 
 
 def test_a_saved_reference_gives_the_same_measures_as_one_built_in_place(tmp_path, nltk_data):
-    import numpy as np
-
     from components.evaluate.config import EvaluateConfig
     from components.evaluate.reference import Reference, build_reference
     from components.evaluate.stage import run_evaluate

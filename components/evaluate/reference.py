@@ -51,8 +51,6 @@ class Reference:
 
     @classmethod
     def build(cls, dataset: str | Path, config: EvaluateConfig) -> "Reference":
-        import numpy as np
-
         from components.evaluate.embed import embed_windows
 
         rng = random.Random(config.seed)
