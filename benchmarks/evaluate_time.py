@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def passages_as_stories(dataset: str, n: int, seed: int = 0) -> list[dict]:
-    import pyarrow.parquet as pq
+    from components.common.parquet import read_rows
 
-    rows = [r for r in pq.read_table(Path(dataset) / "data" / "train.parquet").to_pylist() if r.get("prompt")]
+    rows = [r for r in read_rows(Path(dataset) / "data" / "train.parquet", needs=("prompt", "response", "label")) if r.get("prompt")]
     rng = random.Random(seed)
     out = []
     for genre in sorted({r["label"] for r in rows}):

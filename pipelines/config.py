@@ -126,14 +126,21 @@ class ExperimentConfig(StrictModel):
         return validate(GpuConfig, merged(self.kubernetes.gpu.model_dump(), spec.gpu or {}), f"gpu settings of model {spec.label}")
 
 
-def config_path(name_or_file: str) -> Path:
-    """`demo` means pipelines/configs/demo.yaml; anything with a suffix or slash is a path."""
+def config_path(name_or_file: str) -> Path | str:
+    """`demo` means pipelines/configs/demo.yaml; anything with a suffix or slash is a path,
+    and an s3:// URI is read through the storage layer (which says what S3 refused)."""
+    from components.common import storage
+
+    if storage.is_s3(name_or_file):
+        return name_or_file
     if name_or_file.endswith((".yaml", ".yml")) or "/" in name_or_file:
         path = Path(name_or_file)
     else:
         path = CONFIG_DIR / f"{name_or_file}.yaml"
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    if path.is_dir():
+        raise TaletuneError(f"config {name_or_file!r} is a folder ({path}); give a YAML file in it, or one of: {known}")
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
         raise TaletuneError(f"config {name_or_file!r} not found ({path}); use a file or one of: {known}")
     return path
 

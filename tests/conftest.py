@@ -174,9 +174,10 @@ def s3(s3_server, monkeypatch):
     return f"s3://{bucket}"
 
 
-def kill_then_rerun(args: list[str], env: dict, ready, what: str, killed_out: Path, rerun_out: Path) -> subprocess.CompletedProcess:
+def kill_then_rerun(args: list[str], env: dict, ready, what: str, killed_out: Path, rerun_out: Path, after_kill=None) -> subprocess.CompletedProcess:
     """Start a command, SIGKILL it once `ready()` is true (as a preempted pod dies),
-    then run it again to the end; returns the rerun."""
+    call `after_kill()` (to note what the killed run left), then run it again to the
+    end; returns the rerun."""
     import signal
 
     proc = subprocess.Popen([*args, "--out", str(killed_out)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -186,6 +187,8 @@ def kill_then_rerun(args: list[str], env: dict, ready, what: str, killed_out: Pa
     assert proc.poll() is None, f"the {what} finished before it could be killed: " + proc.stderr.read().decode()[-2000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    if after_kill is not None:
+        after_kill()
     return subprocess.run([*args, "--out", str(rerun_out)], cwd=ROOT, env=env, capture_output=True, text=True)
 
 

@@ -198,3 +198,292 @@ def test_decode_refuses_what_is_not_a_text(data, problem):
 def test_decode_falls_back_to_windows_1252():
     assert decode("caf\u00e9 \u2014 na\u00efve".encode("cp1252")) == "caf\u00e9 \u2014 na\u00efve"
     assert decode("\ufeffhello".encode("utf-8")) == "hello"
+
+
+# ------------------------------------------------------------------ multi-volume novels
+# Books outside the catalog: an 18th/19th-century novel printed in volumes repeats its
+# title page before each volume (title, volume number, imprint, city, year), and an
+# editor's bracketed note on the source of the text can sit under the title.
+
+VOLUME_I, VOLUME_II, VOLUME_III = (
+    STORY[: STORY.index("CHAPTER II.")].rstrip("\n"),
+    STORY[STORY.index("CHAPTER II.") : STORY.index("CHAPTER III.")].rstrip("\n"),
+    STORY[STORY.index("CHAPTER III.") :].rstrip("\n"),
+)
+
+
+def _spaced_title_page(volume: str) -> str:
+    """Each part of the page its own paragraph, flush left, as most transcriptions set it."""
+    return f"""THE DOOR
+IN
+THE LANE:
+
+A TALE.
+
+BY THE AUTHOR OF "THE KEY."
+
+IN THREE VOLUMES.
+
+VOL. {volume}.
+
+LONDON:
+PRINTED FOR T. HOOKHAM, JUN. AND E. T. HOOKHAM,
+NO. 15, OLD BOND STREET.
+
+1811."""
+
+
+def _centred_title_page(volume: str) -> str:
+    """Centred lines, mixed-case imprint, the year in Roman numerals."""
+    return f"""                          THE DOOR IN THE LANE.
+                                 A TALE.
+
+                             VOLUME THE {volume}.
+
+                                 London:
+                   Printed for A. Millar, over-against
+                     Catharine-street in the Strand.
+                                MDCCXLIX."""
+
+
+def _single_block_title_page(volume: str) -> str:
+    """The whole page single-spaced, with the printer's line below the year."""
+    return f"""THE DOOR IN THE LANE;
+OR,
+THE KEY OF SUMMER.
+IN THREE VOLUMES.
+VOL. {volume}.
+EDINBURGH:
+Printed by James Ballantyne and Co.
+FOR LONGMAN, HURST, REES, ORME, AND BROWN,
+LONDON.
+1814."""
+
+
+# The licence headers of the layouts above, up to where the book itself begins.
+OLD_HEADER = OLD_LAYOUT[: OLD_LAYOUT.index("Produced by")]
+CURRENT_HEADER = CURRENT_LAYOUT[: CURRENT_LAYOUT.index("THE DOOR IN THE LANE\n\nBY JANE DOE")]
+
+SPACED_VOLUMES = f"""{OLD_HEADER}Produced by Someone Kind.
+
+
+
+
+{_spaced_title_page("I")}
+
+
+
+
+{VOLUME_I}
+
+END OF VOL. I.
+
+
+
+
+{_spaced_title_page("II")}
+
+
+
+
+{VOLUME_II}
+
+END OF VOL. II.
+
+
+
+
+{_spaced_title_page("III")}
+
+
+
+
+{VOLUME_III}
+
+FINIS.
+
+
+
+End of the Project Gutenberg EBook of The Door in the Lane, by Jane Doe
+{LICENCE}"""
+
+CENTRED_VOLUMES = f"""{CURRENT_HEADER}{_centred_title_page("FIRST")}
+
+
+{VOLUME_I}
+
+
+{_centred_title_page("SECOND")}
+
+
+{VOLUME_II}
+
+
+END OF THE SECOND VOLUME.
+
+
+{_centred_title_page("THIRD")}
+
+
+{VOLUME_III}
+
+THE END.
+
+*** END OF THE PROJECT GUTENBERG EBOOK THE DOOR IN THE LANE ***
+{LICENCE}"""
+
+SINGLE_BLOCK_VOLUMES = f"""{_single_block_title_page("I")}
+
+{VOLUME_I}
+
+{_single_block_title_page("II")}
+
+{VOLUME_II}
+
+{_single_block_title_page("III")}
+
+{VOLUME_III}
+"""
+
+
+# A short running title page, as some reprints set it. Volume I is the longer, so its
+# "END OF VOL. I." falls in the last third of the book, where the back-matter rule would
+# cut off all of volume II unless it goes with the title page below it.
+TWO_VOLUMES = f"""THE DOOR IN THE LANE
+
+
+
+
+{VOLUME_I}
+
+{VOLUME_II}
+
+END OF VOL. I.
+
+THE DOOR IN THE LANE.
+
+VOL. II.
+
+LONDON: PRINTED FOR THE AUTHOR, 1811.
+
+{VOLUME_III}
+"""
+
+
+@pytest.mark.parametrize(
+    "book",
+    [SPACED_VOLUMES, CENTRED_VOLUMES, SINGLE_BLOCK_VOLUMES, TWO_VOLUMES],
+    ids=["spaced", "centred", "single-block", "two-volumes"],
+)
+def test_title_pages_repeated_before_each_volume_are_removed(book):
+    text, report = clean_book(book, "test")
+    assert text == STORY
+    assert "volume_title_page" in report.summary()
+
+
+# One line, one blank line above the first chapter: it was kept as the chapter's heading.
+ONE_LINE_NOTE = CURRENT_LAYOUT[: CURRENT_LAYOUT.index("CONTENTS")] + (
+    "[The text is taken from the first edition of 1811.]\n\n" + CURRENT_LAYOUT[CURRENT_LAYOUT.index("CHAPTER I.") :]
+)
+
+PARAGRAPH_NOTE = OLD_LAYOUT.replace(
+    "Produced by Someone Kind. HTML version by Someone Else.",
+    """Produced by Someone Kind. HTML version by Someone Else.
+
+
+
+
+THE DOOR IN THE LANE
+
+A TALE
+
+BY JANE DOE
+
+
+[The text of this edition is taken from the first edition, printed in
+three volumes for T. Hookham in 1811. The spelling and punctuation of
+the original have been kept; obvious misprints have been corrected.]""",
+)
+
+MULTI_PARAGRAPH_NOTE = f"""THE DOOR IN THE LANE.
+
+
+
+
+[Note: This etext was transcribed from the 1811 edition, in three
+volumes, by a volunteer.
+
+Words in italics in the original are shown between underscores; the
+long s is printed as a modern s.]
+
+
+{STORY}"""
+
+
+@pytest.mark.parametrize(
+    "book",
+    [ONE_LINE_NOTE, PARAGRAPH_NOTE, MULTI_PARAGRAPH_NOTE],
+    ids=["one-line", "paragraph", "multi-paragraph"],
+)
+def test_bracketed_note_on_the_source_of_the_text_is_removed(book):
+    text, report = clean_book(book, "test")
+    assert text == STORY
+    assert "source_note" in report.summary()
+
+
+# Story lines that look like a note, a volume heading or an imprint, next to a real note
+# and a real title page: only the note and the page go. Each line stands for one guard
+# of the rules: the story's last line above a title page ("MARA GREY."), a bracketed line
+# above the first paragraph without words on editions, one after it with them, "VOLUME
+# II" over an imprint-like line without city or year, "printed for" inside a line.
+LOOKALIKE_STORY = f"""CHAPTER I.
+
+THE DOOR
+
+[A lane in winter. Enter MARA, with a lantern.]
+
+{P1}
+
+{P2}
+
+“Printed for the fair, miss,” said the carter, and gave her a bill.
+
+[Exit.]
+
+MARA GREY.
+
+VOLUME II
+
+Printed for Mara, the bills lay thick in the snow.
+
+{P3}
+
+[Here the second edition of the evening paper came in at the window.]
+
+{P4}
+
+VOLUME III
+
+The bills were printed for the fair of 1811.
+
+CHAPTER III.
+
+THE KEY
+
+{P5}
+"""
+
+LOOKALIKE_TITLE_PAGE = "THE DOOR IN THE LANE.\n\nVOL. II.\n\nLONDON: PRINTED FOR THE AUTHOR, 1811."
+LOOKALIKES = (
+    "THE DOOR IN THE LANE\n\n\n\n\n[The text is taken from the first edition of 1811.]\n\n\n\n\n"
+    + LOOKALIKE_STORY.replace(P2, "[Illustration: The door in the lane]\n\n" + P2).replace(
+        "MARA GREY.", "MARA GREY.\n\n" + LOOKALIKE_TITLE_PAGE
+    )
+)
+
+
+def test_story_lines_that_look_like_notes_volumes_or_imprints_are_kept():
+    text, report = clean_book(LOOKALIKES, "test")
+    assert text == LOOKALIKE_STORY
+    removed = [item["what"] for item in report.removed]
+    assert removed == ["illustration", "volume_title_page", "source_note", "front_matter"]

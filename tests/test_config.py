@@ -115,7 +115,7 @@ def test_every_config_round_trips_through_the_pipeline_parameters(name):
     from components.common.config import from_parameter
     from components.evaluate.config import EvaluateConfig
     from components.generate.config import GenerateSettings
-    from components.train.config import TrainConfig, for_model
+    from components.train.config import for_model
     from pipelines.pipeline import parameters
 
     config = load_experiment(name, ["evaluate.data_per_genre=null"])

@@ -117,6 +117,18 @@ def test_row_cap_per_genre(books, tmp_path):
         assert sum(stats["rows"][s].get(label, 0) for s in stats["rows"]) == 20
 
 
+def test_empty_validation_and_test_splits_load_and_read_as_no_rows(books, tmp_path):
+    from components.common.parquet import read_split
+    from components.evaluate.reference import passages
+
+    run_dataset(books, DatasetConfig(), tmp_path)  # an earlier run's splits in the same folder
+    stats = run_dataset(books, DatasetConfig.model_validate({"split": {"validation": 0, "test": 0}}), tmp_path)
+    assert stats["total"]["validation"] == stats["total"]["test"] == 0 and stats["total"]["train"] > 0
+    assert set(load(tmp_path)) == {"train"}, "load_dataset takes the folder (it refuses an empty split file)"
+    assert read_split(tmp_path, "validation", needs=("label", "response")) == [] and passages(tmp_path, "test") == []
+    assert len(read_split(tmp_path, "train")) == stats["total"]["train"]
+
+
 def test_falcon_template(books, tmp_path):
     run_dataset(books, DatasetConfig(template="falcon"), tmp_path)
     row = load(tmp_path)["train"].filter(lambda r: r["label"] == "fairy_tale")[0]

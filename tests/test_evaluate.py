@@ -45,10 +45,33 @@ def test_diversity_golden():
     assert varied["stories"] == 4 and varied["empty_share"] == 0.0 and varied["mean_words"] == 14.5
 
 
-def test_self_bleu_is_seeded_and_needs_two_stories():
-    lists = [words(s["text"]) for s in STORIES] * 5
-    assert self_bleu(lists, sample=5, seed=1) == self_bleu(lists, sample=5, seed=1)
-    assert self_bleu([["only", "one"]]) is None
+def test_self_bleu_golden():
+    """Worked by hand: BLEU-4 of each story against the others, nltk's smoothing method 1
+    (a precision with no match becomes 0.1 over the hypothesis's n-gram count), then the mean.
+
+    s1 against {s2, s3}: clipped matches 4/6 ("the" twice in s1, once in s2; "mat" nowhere), 3/5, 2/4, 1/3;
+        the closest reference length (6) is not above 6, so no brevity penalty: (1/15)^(1/4) = 0.50813
+    s2 against {s1, s3}: 5/6 ("a" from s3, not "hat"), 3/5, 2/4, 1/3: (1/12)^(1/4) = 0.53728
+    s3 against {s1, s2}: 1/3 ("a"), then 0.1/2, 0.1/1, and 0.1/1 for 4-grams (s3 has none; nltk
+        counts the denominator as 1); brevity penalty exp(1 - 6/3): e^-1 * (1/3 * 0.05 * 0.1 * 0.1)^(1/4) = 0.04180
+    mean of the three: 0.36241
+    Pairs: {s1, s2}: s1 against s2 as above (0.50813), s2 against s1 the same (4/6: "a", "hat" unmatched) -> 0.5081.
+        {s1, s3}: no word in common, 0 both ways -> 0.0.
+        {s2, s3}: s2 against s3: 1/6, 0.1/5, 0.1/4, 0.1/3, no penalty (6 > 3) = 0.04082; s3 against s2: 0.04180 -> 0.0413.
+    Each figure cross-checked with nltk's sentence_bleu directly.
+    """
+    s1, s2, s3 = "the cat sat on the mat".split(), "the cat sat on a hat".split(), "a dog ran".split()
+    for seed in (0, 1, 2):  # a sample as large as the set takes every story; the seed only reorders them
+        assert self_bleu([s1, s2, s3], seed=seed) == 0.3624
+    assert self_bleu([s1, s2]) == 0.5081
+    assert self_bleu([s2, s3]) == 0.0413
+    assert self_bleu([s1, [], s3]) == 0.0  # empty stories are left out
+    assert self_bleu([s1, s1]) == 1.0
+    assert self_bleu([s1]) is None and self_bleu([s1, []]) is None
+    # More stories than the sample: the seed picks which two, and each pick scores as its pair.
+    picks = {seed: self_bleu([s1, s2, s3], sample=2, seed=seed) for seed in range(12)}
+    assert set(picks.values()) == {0.5081, 0.0, 0.0413}
+    assert all(self_bleu([s1, s2, s3], sample=2, seed=seed) == value for seed, value in picks.items())
 
 
 def test_womanizer_matches_woman_only_when_stemming(nltk_data):

@@ -130,9 +130,12 @@ def assert_same_adapters(a: Path, b: Path, atol: float = 1e-6) -> None:
             assert torch.allclose(left[k][name], right[k][name], atol=atol), f"level {k} {name} differs"
 
 
-def test_an_interrupted_run_resumes_to_the_same_adapters(tiny, tmp_path):
-    run_train(tiny[1], config(tiny[0], tmp_path / "a"), tmp_path / "a" / "out")
-    interrupted = config(tiny[0], tmp_path / "b")
+# Both arithmetics, whatever this CPU does natively: a resumed run on the same machine
+# repeats the uninterrupted one exactly in bf16 autocast too.
+@pytest.mark.parametrize("precision", ["fp32", "bf16-mixed"])
+def test_an_interrupted_run_resumes_to_the_same_adapters(tiny, tmp_path, precision):
+    run_train(tiny[1], config(tiny[0], tmp_path / "a", precision=precision), tmp_path / "a" / "out")
+    interrupted = config(tiny[0], tmp_path / "b", precision=precision)
     with pytest.raises(InterruptedError):
         run_train(tiny[1], interrupted, tmp_path / "b" / "out", stop_after_steps=17)
     run_train(tiny[1], interrupted, tmp_path / "b" / "out2")
@@ -238,10 +241,17 @@ def test_merge_gives_the_same_outputs_as_base_plus_adapter(tiny, tmp_path):
         merge(tmp_path / "out" / "level-0", tmp_path / "m0")
 
 
-def test_two_processes_under_accelerate_match_one(tiny, tmp_path):
+# What data parallel promises depends on the arithmetic (README, "What is reproducible").
+# In fp32 two processes give one process's adapters to float rounding. In bf16 autocast
+# each process's half batch rounds differently from the whole batch, so the adapters
+# agree only to bf16's precision: measured here, the worst element of a tensor parts by
+# 0.6% of the tensor's largest after 12 steps and 9% after 36, while the validation
+# losses agree to the fifth digit. The bf16 case is slow (75 s): `make test-all`.
+@pytest.mark.parametrize("precision, atol", [("fp32", 1e-5), pytest.param("bf16-mixed", None, marks=pytest.mark.slow)])
+def test_two_processes_under_accelerate_match_one(tiny, tmp_path, precision, atol):
     """`accelerate launch` with 2 CPU processes (gloo) gives the single process's adapters."""
     args = ["-m", "components.train", "--dataset", str(tiny[1]), "--set", f"model={tiny[0]}", "--set", "batch_size=4",
-            "--set", "block_size=64", "--set", "learning_rate=5e-3", "--set", "lora.dropout=0"]
+            "--set", "block_size=64", "--set", "learning_rate=5e-3", "--set", "lora.dropout=0", "--set", f"precision={precision}"]
     one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "TALETUNE_CACHE": str(tmp_path / "c1")})
     assert one.returncode == 0, one.stderr[-3000:]
@@ -252,7 +262,20 @@ def test_two_processes_under_accelerate_match_one(tiny, tmp_path):
                          env={**os.environ, "TALETUNE_CACHE": str(tmp_path / "c2")}, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "data parallel over 2 processes (this is rank 1)" in two.stderr
-    assert_same_adapters(tmp_path / "one", tmp_path / "two", atol=1e-5)
+    if atol is not None:
+        assert_same_adapters(tmp_path / "one", tmp_path / "two", atol=atol)
+    else:
+        assert_close_in_bf16(tmp_path / "one", tmp_path / "two")
+
+
+def assert_close_in_bf16(a: Path, b: Path) -> None:
+    left, right = _adapters(a), _adapters(b)
+    for k in left:
+        for name in left[k]:
+            gap = (left[k][name] - right[k][name]).abs().max() / left[k][name].abs().max().clamp_min(1e-12)
+            assert gap < 0.2, f"level {k} {name} parts by {float(gap):.1%} of its largest element"
+        loss = [json.loads((run / f"level-{k}" / "training.json").read_text())["val_loss"] for run in (a, b)]
+        assert abs(loss[0] - loss[1]) <= 1e-3 * abs(loss[0]), f"level {k} validation loss {loss}"
 
 
 def test_falcon_7b_default_targets_give_the_reference_trainable_parameters():

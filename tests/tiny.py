@@ -42,7 +42,7 @@ def make_model(folder: Path, seed: int = 0) -> Path:
 def make_dataset(folder: Path, rows_per_genre: int = 24, seed: int = 0) -> Path:
     import random
 
-    from components.dataset.stage import write_parquet
+    from components.common.parquet import write_parquet
     from components.common.prompts import render
 
     rng = random.Random(seed)

@@ -12,7 +12,7 @@ naming the key and what it accepts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Iterable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -29,12 +29,7 @@ class StrictModel(BaseModel):
 
 
 def read_yaml(path: str | Path) -> dict:
-    from components.common import storage
-
-    try:
-        text = storage.read_text(str(path))
-    except TaletuneError:
-        raise TaletuneError(f"config file {path} does not exist") from None
+    text = _read_text(str(path))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -46,6 +41,26 @@ def read_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise TaletuneError(f"{path} must hold a YAML mapping (key: value), not {type(data).__name__}")
     return data
+
+
+def _read_text(uri: str) -> str:
+    """A config file's text. Only a file that is not there reads as "does not exist": the
+    storage layer's own message (S3 refused the credentials, no such bucket) passes
+    through, and a folder or bytes that are not UTF-8 each say what they are."""
+    from components.common import storage
+
+    if not storage.exists(uri):
+        raise TaletuneError(f"config file {uri} does not exist; check the path")
+    if not storage.is_s3(uri) and Path(uri).expanduser().is_dir():
+        raise TaletuneError(f"{uri} is a folder, not a config file; give the path of the YAML file in it")
+    data = storage.read_bytes(uri)  # an unreadable file is the storage layer's one clear error
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise TaletuneError(
+            f"{uri} is not UTF-8 text (byte {data[exc.start]:#x} on line {line}); save it as UTF-8"
+        ) from None
 
 
 def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:

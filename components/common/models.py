@@ -70,10 +70,8 @@ def model_cache(configured: str | None = None) -> str:
 
 
 def _local_staging(name: str) -> Path:
-    """A local folder for models whose cache lives on S3 (they must be on disk to load)."""
-    root = storage.cache_root()
-    base = Path.home() / ".cache" / "taletune" if storage.is_s3(root) else Path(root)
-    return base / "staging" / name
+    """A local folder for models whose cache or source lives on S3 (a model must be on disk to load)."""
+    return storage.local_root() / "staging" / name
 
 
 def gguf_file(alias: str, workdir: Path | None = None) -> Path:
@@ -145,7 +143,7 @@ def resolve(name: str, cache: str | None = None) -> Path:
     if name in ALIASES:
         return _cached_alias(name, model_cache(cache))
     if storage.is_s3(name):
-        return storage.download_prefix(name, _local_staging(name.replace("s3://", "s3-").replace("/", "_")))
+        return _s3_model(name)
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -174,35 +172,144 @@ def _hub_snapshot(repo_id: str) -> Path:
 
 
 def _cached_alias(alias: str, cache: str) -> Path:
-    return build_once(alias, cache, lambda folder: convert_gguf(alias, folder))
+    # The conversion is kept per package version: a new release of the package that
+    # ships the weights is converted again, not served from the old folder.
+    identity = {"package": _package(alias)}
+    return build_once(alias, cache, lambda folder: convert_gguf(alias, folder), identity)
 
 
-def build_once(name: str, cache: str, build) -> Path:
+def _package(alias: str) -> str:
+    spec = ALIASES[alias]
+    try:
+        return f"{spec.distribution}=={metadata.version(spec.distribution)}"
+    except metadata.PackageNotFoundError:
+        raise _missing(alias, spec) from None
+
+
+def _marker_holds(marker: dict | None, identity: dict) -> bool:
+    return marker is not None and all(marker.get(k) == v for k, v in identity.items())
+
+
+def _read_marker(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent or torn: the folder is not a finished model
+
+
+def build_once(name: str, cache: str, build, identity: dict | None = None) -> Path:
     """A model folder made by `build(folder)` once and kept in the model cache (local or S3).
 
     `build` writes into a temporary folder, which is renamed when it is complete (and
-    then uploaded, for an S3 cache): a killed build leaves nothing that looks finished.
+    then uploaded, for an S3 cache, the marker last): a killed build leaves nothing that
+    looks finished. `identity` (what the folder was made from: a package version, a code
+    hash) is written into the marker; a kept folder with another identity is made again.
     """
+    identity = identity or {}
     remote = storage.join(cache, name)
     local = Path(remote) if not storage.is_s3(remote) else _local_staging(name)
-    if (local / MARKER).is_file():
+    if _marker_holds(_read_marker(local / MARKER), identity):
         return local
-    if storage.is_s3(remote) and storage.exists(storage.join(remote, MARKER)):
-        return storage.download_prefix(remote, local)
-    tmp = local.with_name(local.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    build(tmp)
-    if not (tmp / MARKER).is_file():
-        (tmp / MARKER).write_text(json.dumps({"name": name}) + "\n")
-    shutil.rmtree(local, ignore_errors=True)
-    os.replace(tmp, local)
     if storage.is_s3(remote):
-        # The marker goes last, so a reader never takes a half-uploaded folder for a model.
+        marker_uri = storage.join(remote, MARKER)
+        if storage.exists(marker_uri) and _marker_holds(json.loads(storage.read_text(marker_uri)), identity):
+            return _download_model(remote, local)
+    tmp = _fresh_temp(local)
+    try:
+        build(tmp)
+        marker = {"name": name, **(_read_marker(tmp / MARKER) or {}), **identity}
+        storage.write_text(str(tmp / MARKER), json.dumps(marker, indent=2) + "\n")
+        _swap_in(tmp, local)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if storage.is_s3(remote):
+        # The old marker goes first and the new one last, so a reader never takes a
+        # half-uploaded folder (or one mixing two versions) for a model.
+        storage.delete(storage.join(remote, MARKER))
         for path in sorted(local.rglob("*"), key=lambda p: p.name == MARKER):
             if path.is_file():
                 storage.upload_file(path, storage.join(remote, str(path.relative_to(local))))
     return local
+
+
+def _fresh_temp(local: Path) -> Path:
+    """An empty folder beside `local`, unique to this process (builds and downloads may
+    race), after clearing ones that killed processes left."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in local.parent.glob(f".{local.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - old.stat().st_mtime > STALE_PARTIAL_S:
+                shutil.rmtree(old)
+    tmp = local.parent / f".{local.name}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp.mkdir()
+    return tmp
+
+
+def _swap_in(tmp: Path, local: Path) -> None:
+    """Replace `local` with the finished folder `tmp` (one rename once the old is gone)."""
+    if local.exists():
+        old = local.with_name(f".{local.name}.{uuid.uuid4().hex[:12]}.old")
+        os.replace(local, old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(tmp, local)
+
+
+def _download_model(prefix: str, local: Path, marker: dict | None = None) -> Path:
+    """Copy a model folder from S3 into `local`: into a temporary folder, the marker last
+    (written from `marker`, or copied from the prefix), then renamed. A killed download
+    leaves no folder that looks complete, and no stale file of an older copy survives."""
+    tmp = _fresh_temp(local)
+    try:
+        for key in storage.list_prefix(prefix):
+            if key != MARKER:
+                storage.download_file(storage.join(prefix, key), tmp / key)
+        if marker is None:
+            storage.download_file(storage.join(prefix, MARKER), tmp / MARKER)
+        else:
+            storage.write_text(str(tmp / MARKER), json.dumps(marker, indent=2) + "\n")
+        _swap_in(tmp, local)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return local
+
+
+def _s3_model(uri: str) -> Path:
+    """A model folder on S3 (`s3://bucket/models/name`), copied to local disk once per
+    version of its files: the copy's marker records the objects' ETags."""
+    local = _local_staging(uri.replace("s3://", "s3-").replace("/", "_"))
+    listing = s3_model_digest(uri)
+    if _marker_holds(_read_marker(local / MARKER), {"source": uri, "objects": listing}):
+        return local
+    if not storage.exists(storage.join(uri, "config.json")):
+        raise TaletuneError(f"{uri} is not a model folder (no config.json); upload one with `aws s3 cp --recursive FOLDER {uri}`")
+    return _download_model(uri, local, {"source": uri, "objects": listing})
+
+
+def s3_model_digest(uri: str) -> str:
+    """A hash of the names and ETags of a prefix's objects: it changes when any file does."""
+    import hashlib
+
+    etags = {key: tag for key, tag in storage.etags(uri).items() if key != MARKER}
+    return hashlib.sha256(json.dumps(etags, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def model_identity(name: str, cache: str | None = None) -> str:
+    """What names the exact weights behind a model name, for the keys of kept results:
+    an alias's package version, a hub snapshot's commit, a hash of a folder's files, or
+    the ETags of an s3:// prefix. New weights behind the same name give a new identity."""
+    from components.common.provenance import folder_digest
+
+    if name in ALIASES:
+        marker = _read_marker(resolve(name, cache) / MARKER) or {}
+        return f"{name}:{marker.get('package')}"
+    if storage.is_s3(name):
+        return f"{name}#{s3_model_digest(name)}"
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return f"folder:{folder_digest(path)[:16]}"
+    folder = resolve(name, cache)  # a hub snapshot: the folder is named by its commit
+    return f"{name}@{folder.name}"
 
 
 def convert_gguf(alias: str, out: Path) -> Path:

@@ -34,16 +34,22 @@ def git_commit() -> str:
         return "unknown"
 
 
-def code_version(*packages: str) -> str:
-    """A hash of the Python source of these packages: results kept by key are not reused
-    after the code that made them changed (a commit alone would miss local edits)."""
+def code_version(*modules: str) -> str:
+    """A hash of the Python source of these packages or modules: results kept by key are
+    not reused after the code that made them changed (a commit alone would miss local
+    edits). A package counts all its files; a module, its own file."""
     import hashlib
     import importlib
 
     h = hashlib.sha256()
-    for name in packages:
-        root = Path(importlib.import_module(name).__file__).parent
-        for path in sorted(root.rglob("*.py")):
+    for name in modules:
+        module = importlib.import_module(name)
+        if hasattr(module, "__path__"):
+            root = Path(module.__file__).parent
+            files = sorted(root.rglob("*.py"))
+        else:
+            root, files = Path(module.__file__).parent, [Path(module.__file__)]
+        for path in files:
             h.update(str(path.relative_to(root)).encode() + path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -55,10 +61,45 @@ def folder_digest(folder: str | Path) -> str:
 
     h = hashlib.sha256()
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name != "run.json"):
-        h.update(str(path.relative_to(folder)).encode())
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        h.update(str(path.relative_to(folder)).encode() + file_digest(path).encode())
+    return h.hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file, remembered by its size, times and inode: a 7B model's 14 GB are
+    read once per machine, not at every task start (reading takes half a minute)."""
+    from components.common import storage
+
+    path = Path(path).resolve()
+    st = path.stat()
+    stamp = f"{st.st_size}-{st.st_mtime_ns}-{st.st_ctime_ns}-{st.st_ino}"
+    if st.st_size < DIGEST_CACHE_MIN:
+        return _sha256(path)
+    book = storage.local_root() / "file-digests.json"
+    known = storage.read_text(str(book)) if book.is_file() else "{}"
+    try:
+        seen = json.loads(known)
+    except ValueError:
+        seen = {}  # a torn book is only a cache: start it again
+    entry = seen.get(str(path))
+    if entry and entry[0] == stamp:
+        return entry[1]
+    digest = _sha256(path)
+    seen[str(path)] = [stamp, digest]
+    storage.write_text(str(book), json.dumps(seen, sort_keys=True))
+    return digest
+
+
+DIGEST_CACHE_MIN = 16 << 20  # smaller files are hashed every time: quicker than the book
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
 
 

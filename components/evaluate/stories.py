@@ -36,9 +36,9 @@ def read_set(source: str | Path, per_genre: int | None = None, seed: int = 42) -
 def _dataset(folder: Path, per_genre: int | None, seed: int) -> tuple[str, list[dict], list[str]]:
     import random
 
-    import pyarrow.parquet as pq
+    from components.common.parquet import read_rows
 
-    rows = pq.read_table(folder / "data" / "train.parquet").to_pylist()
+    rows = read_rows(folder / "data" / "train.parquet", needs=("prompt", "response", "label"))
     by_genre: dict[str, list[dict]] = {}
     for r in rows:
         if r.get("prompt") and r.get("response"):

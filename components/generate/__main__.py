@@ -61,10 +61,17 @@ def tell(catalog, config, adapter: str | None, genre: str | None, story: int) ->
     prompt = prompts_for(catalog, config.model_copy(update={"genres": [genre]}))[genre]
     source = read_adapter(adapter, config)
     model, tokenizer, _ = load_generator(config, source["adapter"])
+    amp = autocast_dtype(config.precision)
+    if amp is not None:
+        # In bf16 a story's numbers depend on the batch it is computed in: alone, it is
+        # not computed as it was in its set (README, "What is reproducible").
+        print(f"note: bf16 autocast is on (precision {config.precision}); told alone, this story may part from story {story} "
+              "of the set after a few tokens. Write the set and tell the story with --set precision=fp32 to match them.",
+              file=sys.stderr, flush=True)
     print(f"[{genre}, story {story}, level {source['level']}] {prompt}\n", flush=True)
     streamer = TextStreamer(tokenizer, skip_special_tokens=True)
     generate_batch(model, [prompt_ids(source["format"], prompt, tokenizer)], [config.seed + story], config.sampling.max_new_tokens,
-                   config.sampling.sampling(), eos_ids(tokenizer), autocast_dtype(config.precision),
+                   config.sampling.sampling(), eos_ids(tokenizer), amp,
                    on_token=lambda row, token: streamer.put(torch.tensor([token])))
     streamer.end()
 

@@ -7,9 +7,14 @@ Why not `model.generate`: it draws every row from one global random stream, so a
 would depend on which other stories shared its batch, and a resumed set could not
 reproduce an uninterrupted one. Here each row samples from its own `torch.Generator`
 (seeded `seed + i` by the caller). All prompts of a batch have the same length, so
-no padding or attention mask is needed; each distinct prompt is run once and its
-cache copied to the rows that share it. A row that ends (EOS or length) leaves the batch and its cache, so no
-work is spent on it afterwards.
+no padding is needed; each distinct prompt is run once and its cache copied to the
+rows that share it. A row that ends (EOS or length) gives its slot to a waiting row,
+which starts at the slot's next cache column, with its own positions and a mask over
+the columns before it (`generate_batch`).
+
+The model is called with transformers 5.24's `cache=` keyword: an older forward takes
+it into `**kwargs` and silently decodes without the cache. `pyproject.toml` pins the
+versions that `tests/test_sampling.py` (greedy against `model.generate`) passes on.
 """
 
 from __future__ import annotations

@@ -75,11 +75,18 @@ def read_adapter(adapter: str | None, config: GenerateConfig) -> dict:
             "format": config.format or trained or default_format(config.model), "training": training}
 
 
-def set_key(config: GenerateConfig, prompts: dict, adapter: dict) -> tuple[str, str]:
-    """(task, settings): the model and adapter; then everything that decides the text."""
-    task = hashlib.sha256(json.dumps([config.model, adapter["adapter_sha256"]]).encode()).hexdigest()[:12]
+def set_key(config: GenerateConfig, prompts: dict, adapter: dict, model: str) -> tuple[str, str]:
+    """(task, settings): the model's weights (`model_identity`) and the adapter; then
+    everything that decides the text, the arithmetic in use and the code that writes it."""
+    from components.common.models import autocast_dtype
+    from components.common.provenance import code_version
+
+    task = hashlib.sha256(json.dumps([config.model, model, adapter["adapter_sha256"]]).encode()).hexdigest()[:12]
     settings = config.model_dump(include={"format", "n", "sampling", "backend", "seed", "precision", "chunk_size"})
-    blob = json.dumps({"settings": settings, "prompts": prompts, "format": FORMAT}, sort_keys=True)
+    # `precision: auto` is bf16 autocast on one CPU and fp32 on another: the key holds what it resolved to.
+    settings["autocast"] = str(autocast_dtype(config.precision))
+    code = code_version("components.generate", "components.common.models", "components.common.prompts")
+    blob = json.dumps({"settings": settings, "prompts": prompts, "format": FORMAT, "code": code}, sort_keys=True)
     return task, hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -137,7 +144,10 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
     prompts = prompts_for(catalog, config)
     source = read_adapter(adapter, config)
     config = config.model_copy(update={"format": source["format"]})  # resolved: part of the set's key
-    task, settings_key = set_key(config, prompts, source)
+    from components.common.models import model_identity
+
+    identity_of_model = model_identity(config.model, config.model_cache)
+    task, settings_key = set_key(config, prompts, source, identity_of_model)
     prefix = storage.join(progress_root(config), task, settings_key)
     storage.check_writable(progress_root(config))
     others = sorted({rel.split("/")[0] for rel in storage.list_prefix(storage.join(progress_root(config), task))} - {settings_key})
@@ -171,8 +181,10 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
         model, tokenizer, folder = load_generator(config, source["adapter"])
 
     if storage.exists(manifest_uri):
-        manifest = json.loads(storage.read_text(manifest_uri))
-        log.info("resuming the set at %s (%d stories in flight, as first chosen)", prefix, manifest["batch_size"])
+        manifest = read_manifest(manifest_uri)
+        done = sum(storage.exists(storage.join(prefix, f"chunk-{c:05d}.jsonl")) for c in range(len(chunks)))
+        log.info("resuming the set at %s: %d of %d chunks written, %d to write (%d stories in flight, as first chosen)",
+                 prefix, done, len(chunks), len(chunks) - done, manifest["batch_size"])
     else:
         # A slot holds its stories one after another, so its cache spans more than one story.
         per_slot = longest + config.sampling.max_new_tokens
@@ -181,7 +193,7 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
         storage.write_text(manifest_uri, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     batch_size = manifest["batch_size"]
 
-    identity = {"model": config.model, "base_folder": str(folder), **{k: v for k, v in source.items() if k != "training"}}
+    identity = {"model": config.model, "model_identity": identity_of_model, "base_folder": str(folder), **{k: v for k, v in source.items() if k != "training"}}
     settings = {**config.model_dump(exclude={"progress_root", "model_cache"}), "batch_size": batch_size}  # the one in use
     eos = eos_ids(tokenizer)
     amp = autocast_dtype(config.precision)
@@ -200,6 +212,19 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
     if not written:
         log.info("reused: all %d chunks of this set were written already (%s); no story generated", len(chunks), prefix)
     return assemble(prefix, len(chunks), config, batch_size, {**identity, "training": source["training"]}, out, reused=not written)
+
+
+def read_manifest(uri: str) -> dict:
+    """The set's manifest; a damaged one (written by hand, or by a tool that is not
+    taletune: ours are whole or absent) is one clear error, and nothing is removed."""
+    try:
+        manifest = json.loads(storage.read_text(uri))
+        int(manifest["batch_size"])
+        return manifest
+    except (ValueError, KeyError, TypeError):
+        folder = uri.rsplit("/", 1)[0]
+        raise TaletuneError(f"the story set's manifest {uri} is damaged (not the JSON taletune writes); delete {folder} "
+                            "to write the set again (its finished chunks go with it), or restore the file") from None
 
 
 def eos_ids(tokenizer) -> set[int]:

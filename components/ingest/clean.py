@@ -7,8 +7,10 @@ It works on books it has never seen: it finds the licence markers in all their
 variants (old `*** START OF THIS PROJECT GUTENBERG EBOOK X ***`, `***START OF THE
 ...***`, the current layout with its `Title:`/`Author:` block, `End of Project
 Gutenberg's X`, `*** START: FULL LICENSE ***`), then removes credits, transcriber's
-notes, title pages, tables of contents, prefaces and introductions, `[Illustration]`
-tags, footnotes, indexes and publishers' lists by their shape, not by book number.
+notes, editors' bracketed notes on the source of the text, title pages (also those
+repeated before each volume of a novel), tables of contents, prefaces and introductions,
+`[Illustration]` tags, footnotes, indexes and publishers' lists by their shape, not by
+book number.
 
 Hand-written: no maintained library cleans Gutenberg texts this far (the `gutenberg`
 package's `strip_headers` only handles the licence markers, and is unmaintained).
@@ -17,7 +19,7 @@ package's `strip_headers` only handles the licence markers, and is unmaintained)
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from components.common.errors import TaletuneError
 from components.common.textblocks import Block, is_heading, is_prose, is_separator, join_blocks, split_blocks
@@ -84,6 +86,48 @@ _CREDIT = re.compile(
 _TRANSCRIBER = re.compile(r"^\[?(?:transcriber|preparer|editor)['’]?s['’]? note", re.IGNORECASE)
 _FOOTNOTE_TEXT = re.compile(r"^\s*(?:\[FN#\d+\]|\(\d{1,3}\)\s|\[\d{1,3}\]\s|\d{1,3}\.\s\s)")
 
+# ------------------------------------------------------------------ editions in volumes
+
+# A bracketed note above the story on where the text comes from: "[The text is taken from
+# the first edition of 1811.]". Only these words mark it: a bracketed line of the story
+# ("[Exit.]", "[A lane in winter.]") does not speak of editions or spelling.
+_SOURCE_WORDS = re.compile(
+    r"\b(?:editions?|e-?texts?|e-?books?|transcri\w+|spelling|punctuation|typograph\w*|misprints?|"
+    r"proof-?read\w*|copy-?text|reprint\w*|facsimile)\b",
+    re.IGNORECASE,
+)
+MAX_NOTE_BLOCKS = 4
+MAX_NOTE_CHARS = 1500
+
+# A novel printed in volumes repeats its title page before each one. The page is told by
+# a line that is only a volume number, followed on the same page by the publisher's
+# imprint and its city or year. A chapter heading "VOLUME II" is followed by story.
+_VOLUME_LINE = re.compile(
+    r"^(?:vol\.?|volume)\s+(?:[ivxlc]+|\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|"
+    r"the\s+(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last))\.?$",
+    re.IGNORECASE,
+)
+_CITY = r"[A-Z][A-Za-z]+(?:[ -][A-Z][A-Za-z]+)?:"  # "LONDON:", "New-York:"
+# "PRINTED FOR T. HOOKHAM", "London: Printed by J. Smith", "Printed and sold by the Author":
+# at the start of the line, and followed by a name, not by "the fair".
+_IMPRINT_LINE = re.compile(
+    rf"^(?:{_CITY}\s*)?(?i:printed|published|sold)(?:\s+(?i:and)\s+(?i:sold|published))?\s+(?i:for|by)\s+"
+    r"(?:(?i:the)\s+)?[A-Z]"
+)
+_CITY_LINE = re.compile(rf"^{_CITY}")
+# Years of printing: 1500-1999, or in Roman numerals, which then start with M.
+_YEAR_AT_END = re.compile(r"(?:^|[\s,.])(?:1[5-9]\d\d|M[DCLXVI]{1,12})\.?$")
+# What a title page carries above its volume number, besides the book's title.
+_TITLE_PAGE_PHRASE = re.compile(
+    r"^(?:in\s+(?:two|three|four|five|six|seven|eight|nine|ten|\d{1,2})\s+vol(?:ume)?s\.?"
+    r"|(?:a|an)\s+(?:novel|romance|tale|story|history)\.?|by\s+.{1,60}|or,?)$",
+    re.IGNORECASE,
+)
+_END_OF_VOLUME = re.compile(r"^end\s+of\s+(?:the\s+)?(?:vol(?:ume|\.)?\s*\w+|\w+\s+volume)\.?$", re.IGNORECASE)
+# A heading that opens story text: the title page ends before it.
+_STORY_HEADING = re.compile(r"^(?:chapter|book|part|letter|canto|section)\s+\w+", re.IGNORECASE)
+MAX_TITLE_PAGE_BLOCKS = 6
+
 # Share of the book, from each end, where front and back matter is looked for.
 FRONT_SHARE = 0.25
 BACK_SHARE = 0.35
@@ -146,6 +190,8 @@ def clean_book(raw: str, book: str = "book") -> tuple[str, CleanReport]:
     text = _strip_inline(text, report)
     blocks = split_blocks(text)
     blocks = _drop_credits(blocks, report)
+    blocks = _drop_volume_title_pages(blocks, report)
+    blocks = _drop_source_notes(blocks, report)
     blocks = _drop_front_matter(blocks, report)
     blocks = _drop_back_matter(blocks, report)
     blocks = _drop_footnote_sections(blocks, report)
@@ -224,6 +270,144 @@ def _drop_credits(blocks: list[Block], report: CleanReport) -> list[Block]:
             continue
         in_credit = False
         out.append(block)
+    return out
+
+
+def _lines(block: Block) -> list[str]:
+    return [line.strip() for line in block.lines]
+
+
+def _same_text(text: str) -> str:
+    """Text compared across pages: case, spacing and punctuation aside."""
+    return re.sub(r"[\W_]+", " ", text).strip().lower()
+
+
+def _is_title_page_part(block: Block) -> bool:
+    """Short lines, not running text: what a title page is set in."""
+    lines = _lines(block)
+    short = len(lines) <= 12 and all(len(line) <= 72 for line in lines)
+    return short and not is_prose(block) and not is_separator(block)
+
+
+def _has_volume_line(block: Block) -> bool:
+    return any(_VOLUME_LINE.match(line) for line in _lines(block))
+
+
+def _imprint_kinds(block: Block) -> set[str]:
+    """Which parts of a publisher's imprint the block holds: 'imprint', 'city', 'year'."""
+    kinds = set()
+    for line in _lines(block):
+        if _IMPRINT_LINE.match(line):
+            kinds.add("imprint")
+        if _CITY_LINE.match(line):
+            kinds.add("city")
+        if _YEAR_AT_END.search(line):
+            kinds.add("year")
+    return kinds
+
+
+def _title_page_end(blocks: list[Block], i: int) -> int | None:
+    """If block `i` holds a volume number and an imprint follows on the same page, the page's last block.
+
+    The page ends at its last imprint, city or year line; it never runs into prose, a
+    chapter heading or the next volume number. It needs the imprint and its city or year:
+    a heading "VOLUME II" over a place and a date ("PARIS." "1793.") is the story's.
+    """
+    if not _has_volume_line(blocks[i]) or not _is_title_page_part(blocks[i]):
+        return None
+    kinds: set[str] = set()
+    end = None
+    for k in range(i, min(i + MAX_TITLE_PAGE_BLOCKS, len(blocks))):
+        block = blocks[k]
+        if k > i and (not _is_title_page_part(block) or _STORY_HEADING.match(block.text) or _has_volume_line(block)):
+            break
+        found = _imprint_kinds(block)
+        if found:
+            kinds |= found
+            end = k
+    return end if "imprint" in kinds and kinds & {"city", "year"} else None
+
+
+def _title_page_start(blocks: list[Block], i: int, opening: set[str]) -> int:
+    """The first block of the title page whose volume number is block `i`.
+
+    Above the volume number it takes only headings a title page carries: the book's title
+    as it stands at the opening of the book, "IN THREE VOLUMES.", "BY ...", and the
+    previous volume's "END OF VOL. I.". The last line of the story above is none of these.
+    """
+    start = i
+    while start > 0 and i - start < MAX_TITLE_PAGE_BLOCKS:
+        above = blocks[start - 1]
+        if not _is_title_page_part(above):
+            break
+        if _END_OF_VOLUME.match(above.text):
+            return start - 1
+        is_phrase = all(_TITLE_PAGE_PHRASE.match(line) for line in _lines(above))
+        if not is_heading(above) or not (is_phrase or _same_text(above.text) in opening):
+            break
+        start -= 1
+    return start
+
+
+def _drop_volume_title_pages(blocks: list[Block], report: CleanReport) -> list[Block]:
+    """Remove the title page repeated before each volume: title, volume number, imprint, city, year."""
+    first_prose = next((i for i, block in enumerate(blocks) if is_prose(block)), len(blocks))
+    opening = {_same_text(block.text) for block in blocks[:first_prose]}
+    dropped: set[int] = set()
+    for i in range(len(blocks)):
+        end = None if i in dropped else _title_page_end(blocks, i)
+        if end is None:
+            continue
+        start = _title_page_start(blocks, i, opening)
+        report.note("volume_title_page", join_blocks(blocks[start : end + 1]))
+        dropped.update(range(start, end + 1))
+    return [block for i, block in enumerate(blocks) if i not in dropped]
+
+
+def _source_note_end(blocks: list[Block], i: int) -> int | None:
+    """If a bracketed note on the source of the text opens at block `i`, the block that closes it.
+
+    The note may run over a few paragraphs; it holds no other bracket, and names an
+    edition, a transcription or the spelling (`_SOURCE_WORDS`).
+    """
+    if not blocks[i].text.startswith("["):
+        return None
+    text = ""
+    for k in range(i, min(i + MAX_NOTE_BLOCKS, len(blocks))):
+        text += " " + blocks[k].text
+        if text.count("[") > 1 or len(text) > MAX_NOTE_CHARS:
+            return None
+        if "]" in text:
+            closed = text.rstrip().endswith(("]", "].")) and text.count("]") == 1
+            return k if closed and _SOURCE_WORDS.search(text) else None
+    return None
+
+
+def _drop_source_notes(blocks: list[Block], report: CleanReport) -> list[Block]:
+    """Remove bracketed notes on the source of the text, above the first paragraph of prose.
+
+    Only above it: from there on a bracketed line is the story's own. The block below a
+    note takes over the gap above the note, so that a title set apart above the note
+    stays apart from the story (see `_heading_run`).
+    """
+    out: list[Block] = []
+    gap_above_note = 0
+    i = 0
+    while i < len(blocks):
+        end = _source_note_end(blocks, i)
+        if end is not None:
+            report.note("source_note", join_blocks(blocks[i : end + 1]))
+            gap_above_note = max(gap_above_note, blocks[i].blank_before)
+            i = end + 1
+            continue
+        block = blocks[i]
+        if gap_above_note > block.blank_before:
+            block = replace(block, blank_before=gap_above_note)
+        gap_above_note = 0
+        if is_prose(block):
+            return out + [block] + blocks[i + 1 :]
+        out.append(block)
+        i += 1
     return out
 
 

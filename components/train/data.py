@@ -11,7 +11,6 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.common.errors import TaletuneError
 
 IGNORE = -100
 
@@ -23,17 +22,14 @@ class Example:
 
 
 def read_split(dataset_dir: str | Path, split: str) -> list[dict]:
-    """Rows of a split that have a prompt (the `other` group is never trained on)."""
-    import pyarrow.parquet as pq
+    """Rows of a split that have a prompt (the `other` group is never trained on).
 
-    path = Path(dataset_dir) / "data" / f"{split}.parquet"
-    if not path.is_file():
-        raise TaletuneError(f"{path} does not exist; point the train stage at the dataset stage's output folder")
-    table = pq.read_table(path)
-    missing = [c for c in ("prompt", "response", "label") if c not in table.column_names]
-    if missing:
-        raise TaletuneError(f"{path} has no {', '.join(missing)} column; rebuild it with `python -m components.dataset`")
-    return [row for row in table.to_pylist() if row.get("prompt") and row.get("response")]
+    Read before any model loads: a truncated file or a missing column fails in seconds
+    and leaves the levels trained before untouched."""
+    from components.common.parquet import read_split as read_parquet_split
+
+    rows = read_parquet_split(dataset_dir, split, needs=("prompt", "response", "label"))
+    return [row for row in rows if row.get("prompt") and row.get("response")]
 
 
 def cap_per_genre(rows: list[dict], cap: int | None, seed: int) -> list[dict]:

@@ -28,11 +28,11 @@ from pathlib import Path
 
 from components.common import storage
 from components.common.errors import TaletuneError
-from components.common.provenance import provenance, write_run_record
+from components.common.provenance import code_version, provenance, write_run_record
 from components.train import data as D
 from components.train import distributed as dist
 from components.train.config import Level, TrainConfig
-from components.common.models import autocast, autocast_dtype, default_targets, load_base, model_cache
+from components.common.models import autocast, autocast_dtype, default_targets, load_base, model_identity
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,19 @@ CHECKPOINT_FORMAT = "1"
 # ------------------------------------------------------------------ setup
 
 
-def task_key(dataset_dir: Path, config: TrainConfig, levels: list[Level]) -> str:
-    """Short hash of what determines the weights: the data, the settings, the code's format."""
+def task_key(dataset_dir: Path, config: TrainConfig, levels: list[Level], model: str) -> str:
+    """Short hash of what determines the weights: the data, the settings, the base
+    model's weights (`model_identity`), the arithmetic in use and the training code."""
     h = hashlib.sha256()
     for split in ("train", "validation"):
-        h.update(hashlib.sha256((dataset_dir / "data" / f"{split}.parquet").read_bytes()).digest())
+        path = dataset_dir / "data" / f"{split}.parquet"  # absent: a split the dataset stage left empty
+        h.update(hashlib.sha256(path.read_bytes() if path.is_file() else b"").digest())
     settings = config.model_dump(exclude={"checkpoint_root", "checkpoint_every", "model_cache", "levels", "only_level", "compile"})
-    h.update(json.dumps({"settings": settings, "levels": [lv.model_dump() for lv in levels], "format": CHECKPOINT_FORMAT}, sort_keys=True).encode())
+    # `precision: auto` means bf16 autocast on one CPU and fp32 on another: the key holds what it resolved to.
+    arithmetic = str(autocast_dtype(config.precision))
+    code = code_version("components.train", "components.common.models", "components.common.prompts")
+    h.update(json.dumps({"settings": settings, "levels": [lv.model_dump() for lv in levels], "format": CHECKPOINT_FORMAT,
+                         "model": model, "autocast": arithmetic, "code": code}, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -81,7 +87,8 @@ def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path,
         runs = [(config.levels, list(range(1, len(config.levels) + 1)))]
     else:
         runs = [([lv], [k]) for k, lv in enumerate(config.levels, start=1) if config.only_level in (None, k)]
-    keys = [task_key(dataset_dir, config, levels) for levels, _ in runs]
+    identity = model_identity(config.model, config.model_cache)
+    keys = [task_key(dataset_dir, config, levels, identity) for levels, _ in runs]
     prefixes = [storage.join(checkpoint_root(config), key) for key in keys]
     # Level 0 (the untrained model's validation loss) is kept beside the first run's levels.
     stored = [(prefixes[0], 0)] + [(prefix, k) for prefix, (_, numbers) in zip(prefixes, runs) for k in numbers]
@@ -108,7 +115,7 @@ def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path,
     if config.compile:
         # In place, so parameter names (checkpoints, adapters) stay those of the model.
         model.get_base_model().model.compile()
-    base_info = {"model": config.model, "format": config.format, "base_folder": str(folder), "train_rows": len(train_rows), "val_rows": len(val_rows),
+    base_info = {"model": config.model, "model_identity": identity, "format": config.format, "base_folder": str(folder), "train_rows": len(train_rows), "val_rows": len(val_rows),
                  "autocast": str(amp).removeprefix("torch.") if amp else None}
     if level0_done:
         summary = {0: _export(prefixes[0], 0, out)}
