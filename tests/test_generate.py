@@ -289,7 +289,19 @@ def test_sigkill_mid_set_then_rerun_gives_the_same_set(tiny, tmp_path):
 # the two agree (batch size moves only the last float bits, too little to change a
 # token here); in bf16 autocast they part after a few tokens, so `--tell` says so.
 # The set itself is the same from the same settings on the same machine in both.
-def test_smollm2_writes_short_stories_and_tells_one(smollm2, tmp_path):
+def tell(capsys, monkeypatch, smollm2, *args: str):
+    """`python -m components.generate --tell ...` in this process (a second start of
+    torch and the model would cost seconds and test nothing more); (stdout, stderr)."""
+    from components.generate.__main__ import main
+
+    monkeypatch.setenv("TALETUNE_MODEL_CACHE", str(smollm2))
+    capsys.readouterr()
+    main(["--tell", "--genre", "horror", *args])
+    out = capsys.readouterr()
+    return out.out, out.err
+
+
+def test_smollm2_writes_short_stories_and_tells_one(smollm2, tmp_path, capsys, monkeypatch):
     from transformers import AutoTokenizer
 
     from components.common.prompts import encode_pair, prompt_ids
@@ -309,15 +321,13 @@ def test_smollm2_writes_short_stories_and_tells_one(smollm2, tmp_path):
     assert summary["format"] == "chat" and records[0]["format"] == "chat", "the model's own format by default"
     assert summary["stories"] == 2 and [s["genre"] for s in records] == ["horror", "horror"]
     assert all(0 < s["new_tokens"] <= 16 for s in records) and records[0]["text"] != records[1]["text"]
-    told = run_cli("components.generate", "--tell", "--genre", "horror", "--story", "1", "--set", "sampling.max_new_tokens=16",
-                   "--set", "precision=fp32", env={"TALETUNE_MODEL_CACHE": str(smollm2)})
-    assert told.returncode == 0, told.stderr[-2000:]
-    assert told.stdout.startswith("[horror, story 1, level 0] Write me a horror story")
-    assert " ".join(records[1]["text"].split()) in " ".join(told.stdout.split()), "story 1 told alone is story 1 of the set"
-    assert "bf16" not in told.stderr
+    out, err = tell(capsys, monkeypatch, smollm2, "--story", "1", "--set", "sampling.max_new_tokens=16", "--set", "precision=fp32")
+    assert out.startswith("[horror, story 1, level 0] Write me a horror story")
+    assert " ".join(records[1]["text"].split()) in " ".join(out.split()), "story 1 told alone is story 1 of the set"
+    assert "bf16" not in err
 
 
-def test_smollm2_in_bf16_writes_the_same_set_twice_and_tells_one_with_a_warning(smollm2, tmp_path):
+def test_smollm2_in_bf16_writes_the_same_set_twice_and_tells_one_with_a_warning(smollm2, tmp_path, capsys, monkeypatch):
     runs = []
     for name in ("a", "b"):
         config = GenerateConfig(n=2, genres=["horror"], sampling={"max_new_tokens": 12}, model_cache=str(smollm2),
@@ -325,7 +335,5 @@ def test_smollm2_in_bf16_writes_the_same_set_twice_and_tells_one_with_a_warning(
         run_generate(load_catalog(), config, tmp_path / name)
         runs.append(texts(tmp_path / name))
     assert runs[0] == runs[1], "the same settings on the same machine give the same set in bf16"
-    told = run_cli("components.generate", "--tell", "--genre", "horror", "--story", "1", "--set", "sampling.max_new_tokens=4",
-                   "--set", "precision=bf16-mixed", env={"TALETUNE_MODEL_CACHE": str(smollm2)})
-    assert told.returncode == 0, told.stderr[-2000:]
-    assert "may part from story 1 of the set" in told.stderr and "precision=fp32" in told.stderr
+    _, err = tell(capsys, monkeypatch, smollm2, "--story", "1", "--set", "sampling.max_new_tokens=4", "--set", "precision=bf16-mixed")
+    assert "may part from story 1 of the set" in err and "precision=fp32" in err

@@ -6,6 +6,7 @@ cache, s3:// model folders) and the file digests the keys are made of.
 """
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -41,24 +42,32 @@ def test_new_weights_behind_the_same_folder_train_again(tiny, tmp_path):
     assert not any(v.get("reused") for v in second.values()), "the old checkpoints were reused for new weights"
     assert second[0]["val_loss"] != first[0]["val_loss"]
     record = json.loads((tmp_path / "two" / "level-1" / "training.json").read_text())
-    assert record["model_identity"] == model_identity(str(model)) != f"folder:{'0' * 16}"
+    assert record["model_identity"] == model_identity(str(model))
 
 
 def test_train_keys_hold_the_resolved_arithmetic_and_the_code(tiny, tmp_path, monkeypatch):
     import torch
 
+    from components.common import models
     from components.train import fit
 
     model, data = tiny
     config = train_config(model, tmp_path).model_copy(update={"precision": "auto"})
     levels, identity = config.levels, model_identity(str(model))
     key = fit.task_key(Path(data), config, levels, identity)
-    # `auto` on a CPU with native bf16 autocasts: a checkpoint made in fp32 elsewhere is not it.
-    monkeypatch.setattr(fit, "autocast_dtype", lambda precision: torch.bfloat16)
-    assert fit.task_key(Path(data), config, levels, identity) != key
-    monkeypatch.undo()
-    monkeypatch.setattr(fit, "code_version", lambda *modules: "edited")
-    assert fit.task_key(Path(data), config, levels, identity) != key
+    with monkeypatch.context() as patch:  # `auto` on a CPU with native bf16 autocasts: an fp32 checkpoint is not it
+        patch.setattr(models, "autocast_dtype", lambda precision: torch.bfloat16)
+        assert fit.task_key(Path(data), config, levels, identity) != key
+    with monkeypatch.context() as patch:  # `auto` on a GPU with bf16 loads bf16 weights
+        patch.setattr(torch.cuda, "is_available", lambda: True)
+        patch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+        assert models.arithmetic("auto") == "cuda/bf16/autocast-None"
+        assert fit.task_key(Path(data), config, levels, identity) != key
+    assert models.arithmetic("bf16-mixed") == "cpu/fp32/autocast-bfloat16" and models.arithmetic("fp32") == "cpu/fp32/autocast-None"
+    with monkeypatch.context() as patch:
+        patch.setattr(fit, "code_version", lambda *modules: "edited")
+        assert fit.task_key(Path(data), config, levels, identity) != key
+    assert fit.task_key(Path(data), config, levels, identity) == key, "nothing else moves the key"
 
 
 def test_new_weights_behind_the_same_folder_write_a_new_set(tiny, tmp_path):
@@ -99,7 +108,8 @@ def test_file_digest_is_remembered_by_stat_and_sees_every_change(tmp_path, monke
     reads = []
     monkeypatch.setattr(provenance, "_sha256", lambda p: reads.append(p) or "x")
     assert file_digest(path) == first and not reads, "an unchanged file is not read again"
-    path.write_bytes(b"b" * 1000)  # same size; new mtime and ctime
+    path.write_bytes(b"b" * 1000)  # same size; a new mtime (set, since coarse clocks may not tick) and ctime
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     assert file_digest(path) == "x" and reads
 
 
@@ -142,7 +152,7 @@ def test_a_killed_download_from_an_s3_model_cache_is_never_taken_as_complete(s3,
     monkeypatch.setattr(storage, "download_file", real)
     folder = build_once("m", cache, lambda folder: pytest.fail("built again"))
     assert sorted(p.name for p in folder.iterdir()) == sorted(["config.json", "model.safetensors", "tokenizer.json", MARKER])
-    assert not list(folder.parent.glob(".m.*")), "no temporary folder is left behind"
+    assert not list(folder.parent.glob(".m.*.tmp")), "no temporary folder is left behind"
 
 
 def test_an_s3_model_folder_follows_its_objects(s3, tmp_path, monkeypatch):
@@ -177,3 +187,45 @@ def test_folder_digest_names_files_and_bytes(tmp_path):
     assert folder_digest(tmp_path / "a") == digest, "run.json says how files came, not what they are"
     (tmp_path / "a" / "x.txt").rename(tmp_path / "a" / "y.txt")
     assert folder_digest(tmp_path / "a") != digest
+
+
+def test_builders_on_one_machine_take_turns_and_the_second_finds_it_made(tmp_path):
+    import threading
+    import time
+
+    calls = []
+
+    def slow_build(folder):
+        calls.append(folder)
+        time.sleep(0.3)  # long enough for the other thread to arrive mid-build
+        (folder / "weights").write_text("whole")
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(build_once("m", str(tmp_path), slow_build, {"package": "p==1"})))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and results[0] == results[1] and (results[0] / "weights").read_text() == "whole"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".m.") and not p.name.endswith(".lock")]
+
+
+def test_a_rebuild_into_an_s3_cache_leaves_none_of_the_old_files(s3, tmp_path, monkeypatch):
+    cache = f"{s3}/models"
+
+    def sharded(folder):
+        for name in ("model-00001.safetensors", "model-00002.safetensors", "config.json"):
+            (folder / name).write_text("old")
+
+    def whole(folder):
+        for name in ("model.safetensors", "config.json"):
+            (folder / name).write_text("new")
+
+    build_once("m", cache, sharded, {"package": "p==1"})
+    build_once("m", cache, whole, {"package": "p==2"})
+    assert storage.list_prefix(f"{cache}/m") == sorted(["config.json", "model.safetensors", MARKER])
+    storage.write_text(f"{cache}/m/{MARKER}", '{"package": "p=')  # torn: read as not built, not a traceback
+    monkeypatch.setenv("TALETUNE_CACHE", str(tmp_path / "elsewhere"))
+    folder = build_once("m", cache, whole, {"package": "p==2"})
+    assert (folder / "model.safetensors").read_text() == "new"

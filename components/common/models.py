@@ -171,10 +171,14 @@ def _hub_snapshot(repo_id: str) -> Path:
         raise TaletuneError(f"the hub refused {repo_id}: {exc}. Check the id and, for gated models, HF_TOKEN") from None
 
 
+# Bumped when `convert_gguf` changes what it writes: every alias is converted again.
+CONVERTER = "1"
+
+
 def _cached_alias(alias: str, cache: str) -> Path:
-    # The conversion is kept per package version: a new release of the package that
-    # ships the weights is converted again, not served from the old folder.
-    identity = {"package": _package(alias)}
+    # Kept per package version, converter and transformers (which dequantizes the GGUF
+    # file): a change to any of them converts again instead of serving the old folder.
+    identity = {"package": _package(alias), "converter": CONVERTER, "transformers": metadata.version("transformers")}
     return build_once(alias, cache, lambda folder: convert_gguf(alias, folder), identity)
 
 
@@ -197,53 +201,92 @@ def _read_marker(path: Path) -> dict | None:
         return None  # absent or torn: the folder is not a finished model
 
 
+def _remote_marker(uri: str) -> dict | None:
+    if not storage.exists(uri):  # wrong credentials or a missing bucket still fail here, loudly
+        return None
+    try:
+        return json.loads(storage.read_text(uri))
+    except (TaletuneError, ValueError):
+        return None  # removed between the two calls (another pod re-uploads), or torn: not built
+
+
 def build_once(name: str, cache: str, build, identity: dict | None = None) -> Path:
     """A model folder made by `build(folder)` once and kept in the model cache (local or S3).
 
-    `build` writes into a temporary folder, which is renamed when it is complete (and
-    then uploaded, for an S3 cache, the marker last): a killed build leaves nothing that
-    looks finished. `identity` (what the folder was made from: a package version, a code
-    hash) is written into the marker; a kept folder with another identity is made again.
+    `build` writes into a temporary folder, which is synced and renamed when it is
+    complete (and then uploaded, for an S3 cache, the marker last): a killed build leaves
+    nothing that looks finished. `identity` (what the folder was made from: a package
+    version, a code hash) is written into the marker; a kept folder with another identity
+    is made again. Processes on one machine take turns (a file lock): a second one waits
+    and finds the folder made.
     """
     identity = identity or {}
     remote = storage.join(cache, name)
     local = Path(remote) if not storage.is_s3(remote) else _local_staging(name)
     if _marker_holds(_read_marker(local / MARKER), identity):
         return local
-    if storage.is_s3(remote):
-        marker_uri = storage.join(remote, MARKER)
-        if storage.exists(marker_uri) and _marker_holds(json.loads(storage.read_text(marker_uri)), identity):
+    with _folder_lock(local):
+        if _marker_holds(_read_marker(local / MARKER), identity):
+            return local  # made by another process while this one waited
+        if storage.is_s3(remote) and _marker_holds(_remote_marker(storage.join(remote, MARKER)), identity):
             return _download_model(remote, local)
-    tmp = _fresh_temp(local)
-    try:
-        build(tmp)
-        marker = {"name": name, **(_read_marker(tmp / MARKER) or {}), **identity}
-        storage.write_text(str(tmp / MARKER), json.dumps(marker, indent=2) + "\n")
-        _swap_in(tmp, local)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if storage.is_s3(remote):
-        # The old marker goes first and the new one last, so a reader never takes a
-        # half-uploaded folder (or one mixing two versions) for a model.
-        storage.delete(storage.join(remote, MARKER))
-        for path in sorted(local.rglob("*"), key=lambda p: p.name == MARKER):
-            if path.is_file():
-                storage.upload_file(path, storage.join(remote, str(path.relative_to(local))))
+        tmp = _fresh_temp(local)
+        try:
+            build(tmp)
+            marker = {"name": name, **(_read_marker(tmp / MARKER) or {}), **identity}
+            _sync_files(tmp)  # the weights reach the disk before the marker that vouches for them
+            storage.write_text(str(tmp / MARKER), json.dumps(marker, indent=2) + "\n")
+            _swap_in(tmp, local)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if storage.is_s3(remote):
+            _upload_model(local, remote)
     return local
 
 
-def _fresh_temp(local: Path) -> Path:
-    """An empty folder beside `local`, unique to this process (builds and downloads may
-    race), after clearing ones that killed processes left."""
+def _upload_model(local: Path, remote: str) -> None:
+    """Replace the model folder at `remote` with `local`. The old marker goes first and
+    the new one last, and objects the new folder lacks are removed (a model sharded
+    another way must not keep the old shards), so a reader never takes a half-uploaded
+    folder, or one mixing two versions, for a model."""
+    storage.delete(storage.join(remote, MARKER))
+    files = {str(p.relative_to(local)) for p in local.rglob("*") if p.is_file()}
+    for key in set(storage.list_prefix(remote)) - files:
+        storage.delete(storage.join(remote, key))
+    for key in sorted(files, key=lambda k: k == MARKER):
+        storage.upload_file(local / key, storage.join(remote, key))
+
+
+@contextlib.contextmanager
+def _folder_lock(local: Path):
+    """One builder or downloader of a model folder per machine at a time (train tasks of
+    several levels may start together on one node)."""
+    import fcntl
+
     local.parent.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in local.parent.glob(f".{local.name}.*.tmp"):
-        with contextlib.suppress(OSError):
-            if now - old.stat().st_mtime > STALE_PARTIAL_S:
-                shutil.rmtree(old)
+    with open(local.parent / f".{local.name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _fresh_temp(local: Path) -> Path:
+    """An empty folder beside `local`, unique to this process. Called under the folder's
+    lock, so any other temporary or old folder there was left by a killed process."""
+    for old in [*local.parent.glob(f".{local.name}.*.tmp"), *local.parent.glob(f".{local.name}.*.old")]:
+        shutil.rmtree(old, ignore_errors=True)
     tmp = local.parent / f".{local.name}.{uuid.uuid4().hex[:12]}.tmp"
     tmp.mkdir()
     return tmp
+
+
+def _sync_files(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
 
 
 def _swap_in(tmp: Path, local: Path) -> None:
@@ -256,9 +299,10 @@ def _swap_in(tmp: Path, local: Path) -> None:
 
 
 def _download_model(prefix: str, local: Path, marker: dict | None = None) -> Path:
-    """Copy a model folder from S3 into `local`: into a temporary folder, the marker last
-    (written from `marker`, or copied from the prefix), then renamed. A killed download
-    leaves no folder that looks complete, and no stale file of an older copy survives."""
+    """Copy a model folder from S3 into `local` (under its lock): into a temporary
+    folder, the marker last (written from `marker`, or copied from the prefix), then
+    renamed. A killed download leaves no folder that looks complete, and no stale file
+    of an older copy survives."""
     tmp = _fresh_temp(local)
     try:
         for key in storage.list_prefix(prefix):
@@ -278,12 +322,15 @@ def _s3_model(uri: str) -> Path:
     """A model folder on S3 (`s3://bucket/models/name`), copied to local disk once per
     version of its files: the copy's marker records the objects' ETags."""
     local = _local_staging(uri.replace("s3://", "s3-").replace("/", "_"))
-    listing = s3_model_digest(uri)
-    if _marker_holds(_read_marker(local / MARKER), {"source": uri, "objects": listing}):
+    identity = {"source": uri, "objects": s3_model_digest(uri)}
+    if _marker_holds(_read_marker(local / MARKER), identity):
         return local
     if not storage.exists(storage.join(uri, "config.json")):
         raise TaletuneError(f"{uri} is not a model folder (no config.json); upload one with `aws s3 cp --recursive FOLDER {uri}`")
-    return _download_model(uri, local, {"source": uri, "objects": listing})
+    with _folder_lock(local):
+        if _marker_holds(_read_marker(local / MARKER), identity):
+            return local
+        return _download_model(uri, local, identity)
 
 
 def s3_model_digest(uri: str) -> str:
@@ -375,6 +422,29 @@ def autocast_dtype(precision: str):
     return torch.bfloat16 if native else None
 
 
+def weights_dtype(precision: str) -> str:
+    """The dtype `load_base` gives the weights: fp32, bf16, or 8bit/4bit with its compute dtype."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if precision in ("8bit", "4bit"):
+        return f"{precision}-{'bf16' if cuda and torch.cuda.is_bf16_supported() else 'fp16'}"
+    if precision == "bf16" or (precision == "auto" and cuda and torch.cuda.is_bf16_supported()):
+        return "bf16"
+    return "fp32"
+
+
+def arithmetic(precision: str) -> str:
+    """What `precision` resolves to here, for the keys of kept results: the device, the
+    weights' dtype and the autocast dtype. `auto` is bf16 weights on one GPU, fp32 on
+    another, and bf16 autocast on a CPU with native bf16: results made one way are not
+    another's."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return f"{device}/{weights_dtype(precision)}/autocast-{str(autocast_dtype(precision)).removeprefix('torch.')}"
+
+
 def autocast(model, dtype):
     """`torch.autocast` on the model's device for `dtype`; a no-op context for None."""
     import contextlib
@@ -394,20 +464,19 @@ def load_base(name: str, cache: str | None, precision: str = "auto", trust_remot
     folder = resolve(name, cache)
     kwargs: dict = {"use_safetensors": True, "trust_remote_code": trust_remote_code}
     cuda = torch.cuda.is_available()
+    dtype = weights_dtype(precision)
     if precision in ("8bit", "4bit"):
         if not cuda:
             raise TaletuneError(f"precision {precision} needs a CUDA GPU (bitsandbytes); use fp32 on a CPU")
         from transformers import BitsAndBytesConfig
 
-        compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        compute = torch.bfloat16 if dtype.endswith("bf16") else torch.float16
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_8bit=precision == "8bit", load_in_4bit=precision == "4bit", bnb_4bit_compute_dtype=compute, bnb_4bit_quant_type="nf4"
         )
         kwargs["device_map"] = {"": 0}
-    elif precision == "bf16" or (precision == "auto" and cuda and torch.cuda.is_bf16_supported()):
-        kwargs["dtype"] = torch.bfloat16
     else:
-        kwargs["dtype"] = torch.float32
+        kwargs["dtype"] = torch.bfloat16 if dtype == "bf16" else torch.float32
     try:
         model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)

@@ -5,6 +5,7 @@ Every stage writes `provenance.json` next to its outputs with `write_provenance`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -12,6 +13,8 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+
+from components.common.errors import TaletuneError
 
 PACKAGES = ("taletune", "kfp", "datasets", "pyarrow", "nltk", "boto3", "torch", "transformers", "peft", "gensim")
 
@@ -76,17 +79,20 @@ def file_digest(path: str | Path) -> str:
     if st.st_size < DIGEST_CACHE_MIN:
         return _sha256(path)
     book = storage.local_root() / "file-digests.json"
-    known = storage.read_text(str(book)) if book.is_file() else "{}"
     try:
-        seen = json.loads(known)
-    except ValueError:
-        seen = {}  # a torn book is only a cache: start it again
+        seen = json.loads(book.read_text()) if book.is_file() else {}
+    except (OSError, ValueError):
+        seen = {}  # a torn or unreadable book is only a cache: start it again
     entry = seen.get(str(path))
     if entry and entry[0] == stamp:
         return entry[1]
     digest = _sha256(path)
     seen[str(path)] = [stamp, digest]
-    storage.write_text(str(book), json.dumps(seen, sort_keys=True))
+    # Several processes may write the book at once: each write is whole (temp then
+    # rename), and the loser's entry is only hashed again next time. A book that cannot
+    # be written (a read-only home) costs a hash, not the task.
+    with contextlib.suppress(OSError, TaletuneError):
+        storage.write_text(str(book), json.dumps(seen, sort_keys=True))
     return digest
 
 

@@ -287,7 +287,8 @@ def _s3_objects(prefix: str) -> dict[str, dict]:
     # Pages are fetched lazily, as the loop asks for them: the whole walk is in the guard.
     with _s3_errors(prefix):
         for page in _client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-            out.update((obj["Key"][len(key) :], obj) for obj in page.get("Contents", []))
+            # A key ending in "/" is a console-made "folder", not a file.
+            out.update((obj["Key"][len(key) :], obj) for obj in page.get("Contents", []) if not obj["Key"].endswith("/"))
     return out
 
 

@@ -78,13 +78,13 @@ def read_adapter(adapter: str | None, config: GenerateConfig) -> dict:
 def set_key(config: GenerateConfig, prompts: dict, adapter: dict, model: str) -> tuple[str, str]:
     """(task, settings): the model's weights (`model_identity`) and the adapter; then
     everything that decides the text, the arithmetic in use and the code that writes it."""
-    from components.common.models import autocast_dtype
+    from components.common.models import arithmetic
     from components.common.provenance import code_version
 
     task = hashlib.sha256(json.dumps([config.model, model, adapter["adapter_sha256"]]).encode()).hexdigest()[:12]
     settings = config.model_dump(include={"format", "n", "sampling", "backend", "seed", "precision", "chunk_size"})
-    # `precision: auto` is bf16 autocast on one CPU and fp32 on another: the key holds what it resolved to.
-    settings["autocast"] = str(autocast_dtype(config.precision))
+    # `precision: auto` is bf16 autocast on one CPU, fp32 on another, bf16 weights on a GPU: the key holds what it resolved to.
+    settings["arithmetic"] = arithmetic(config.precision)
     code = code_version("components.generate", "components.common.models", "components.common.prompts")
     blob = json.dumps({"settings": settings, "prompts": prompts, "format": FORMAT, "code": code}, sort_keys=True)
     return task, hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -219,7 +219,8 @@ def read_manifest(uri: str) -> dict:
     taletune: ours are whole or absent) is one clear error, and nothing is removed."""
     try:
         manifest = json.loads(storage.read_text(uri))
-        int(manifest["batch_size"])
+        if not isinstance(manifest["batch_size"], int) or manifest["batch_size"] < 1:
+            raise ValueError("batch_size")
         return manifest
     except (ValueError, KeyError, TypeError):
         folder = uri.rsplit("/", 1)[0]

@@ -32,7 +32,7 @@ from components.common.provenance import code_version, provenance, write_run_rec
 from components.train import data as D
 from components.train import distributed as dist
 from components.train.config import Level, TrainConfig
-from components.common.models import autocast, autocast_dtype, default_targets, load_base, model_identity
+from components.common.models import arithmetic, autocast, autocast_dtype, default_targets, load_base, model_identity
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,11 @@ def task_key(dataset_dir: Path, config: TrainConfig, levels: list[Level], model:
         path = dataset_dir / "data" / f"{split}.parquet"  # absent: a split the dataset stage left empty
         h.update(hashlib.sha256(path.read_bytes() if path.is_file() else b"").digest())
     settings = config.model_dump(exclude={"checkpoint_root", "checkpoint_every", "model_cache", "levels", "only_level", "compile"})
-    # `precision: auto` means bf16 autocast on one CPU and fp32 on another: the key holds what it resolved to.
-    arithmetic = str(autocast_dtype(config.precision))
+    # `precision: auto` is bf16 autocast on one CPU, fp32 on another, bf16 weights on a GPU: the key holds what it resolved to.
+    resolved = arithmetic(config.precision)
     code = code_version("components.train", "components.common.models", "components.common.prompts")
     h.update(json.dumps({"settings": settings, "levels": [lv.model_dump() for lv in levels], "format": CHECKPOINT_FORMAT,
-                         "model": model, "autocast": arithmetic, "code": code}, sort_keys=True).encode())
+                         "model": model, "arithmetic": resolved, "code": code}, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
