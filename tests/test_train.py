@@ -274,7 +274,9 @@ def assert_close_in_bf16(a: Path, b: Path) -> None:
         for name in left[k]:
             gap = (left[k][name] - right[k][name]).abs().max() / left[k][name].abs().max().clamp_min(1e-12)
             assert gap < 0.2, f"level {k} {name} parts by {float(gap):.1%} of its largest element"
+        worst = max(float((left[k][n] - right[k][n]).abs().max() / left[k][n].abs().max().clamp_min(1e-12)) for n in left[k])
         loss = [json.loads((run / f"level-{k}" / "training.json").read_text())["val_loss"] for run in (a, b)]
+        print(f"level {k}: worst element gap {worst:.1%} of its tensor's largest; validation loss {loss[0]:.5f} vs {loss[1]:.5f}")  # -s shows it
         assert abs(loss[0] - loss[1]) <= 1e-3 * abs(loss[0]), f"level {k} validation loss {loss}"
 
 

@@ -343,13 +343,14 @@ def s3_model_digest(uri: str) -> str:
 
 def model_identity(name: str, cache: str | None = None) -> str:
     """What names the exact weights behind a model name, for the keys of kept results:
-    an alias's package version, a hub snapshot's commit, a hash of a folder's files, or
+    an alias's package, converter and transformers versions, a hub snapshot's commit, a hash of a folder's files, or
     the ETags of an s3:// prefix. New weights behind the same name give a new identity."""
     from components.common.provenance import folder_digest
 
     if name in ALIASES:
         marker = _read_marker(resolve(name, cache) / MARKER) or {}
-        return f"{name}:{marker.get('package')}"
+        # What the conversion was made from: a new converter or transformers may give other weights.
+        return f"{name}:{marker.get('package')}:converter-{marker.get('converter')}:transformers-{marker.get('transformers')}"
     if storage.is_s3(name):
         return f"{name}#{s3_model_digest(name)}"
     path = Path(name).expanduser()

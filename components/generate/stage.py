@@ -136,16 +136,13 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
     `stop_after_chunks` ends the run after that many new chunks (tests use it to
     interrupt a set the way a preempted pod would).
     """
-    from components.common.models import autocast_dtype
-
+    from components.common.models import autocast_dtype, model_identity, resolve
     from components.common.prompts import prompt_ids
 
     out = Path(out_dir)
     prompts = prompts_for(catalog, config)
     source = read_adapter(adapter, config)
     config = config.model_copy(update={"format": source["format"]})  # resolved: part of the set's key
-    from components.common.models import model_identity
-
     identity_of_model = model_identity(config.model, config.model_cache)
     task, settings_key = set_key(config, prompts, source, identity_of_model)
     prefix = storage.join(progress_root(config), task, settings_key)
@@ -156,8 +153,6 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
                     storage.join(progress_root(config), task), ", ".join(others), prefix)
 
     from transformers import AutoConfig, AutoTokenizer
-
-    from components.common.models import resolve
 
     # The tokenizer and the model's config decide the chunks; the weights are loaded only
     # when a chunk is left to write (a rerun of a finished set loads none).
@@ -171,7 +166,10 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
         raise TaletuneError(f"prompt plus max_new_tokens is {longest} tokens, over {config.model}'s context of {context}; lower sampling.max_new_tokens")
     chunks = plan_chunks(ids, config.n, config.chunk_size)
     manifest_uri = storage.join(prefix, "manifest.json")
-    finished = storage.exists(manifest_uri) and all(storage.exists(storage.join(prefix, f"chunk-{c:05d}.jsonl")) for c in range(len(chunks)))
+    # Read once, before any model loads: a damaged manifest fails in seconds.
+    manifest = read_manifest(manifest_uri) if storage.exists(manifest_uri) else None
+    kept = {c for c in range(len(chunks)) if storage.exists(storage.join(prefix, f"chunk-{c:05d}.jsonl"))}
+    finished = manifest is not None and len(kept) == len(chunks)
     model = None
     if not finished and config.backend == "vllm":
         from components.generate.vllm_backend import VllmEngine
@@ -180,11 +178,9 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
     elif not finished:
         model, tokenizer, folder = load_generator(config, source["adapter"])
 
-    if storage.exists(manifest_uri):
-        manifest = read_manifest(manifest_uri)
-        done = sum(storage.exists(storage.join(prefix, f"chunk-{c:05d}.jsonl")) for c in range(len(chunks)))
+    if manifest is not None:
         log.info("resuming the set at %s: %d of %d chunks written, %d to write (%d stories in flight, as first chosen)",
-                 prefix, done, len(chunks), len(chunks) - done, manifest["batch_size"])
+                 prefix, len(kept), len(chunks), len(chunks) - len(kept), manifest["batch_size"])
     else:
         # A slot holds its stories one after another, so its cache spans more than one story.
         per_slot = longest + config.sampling.max_new_tokens
@@ -200,7 +196,7 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
     written = 0
     for c, members in enumerate(chunks):
         uri = storage.join(prefix, f"chunk-{c:05d}.jsonl")
-        if storage.exists(uri):
+        if c in kept:
             continue
         if stop_after_chunks is not None and written >= stop_after_chunks:
             raise InterruptedError(f"stopped after {written} chunks, as asked")
