@@ -5,6 +5,11 @@
     python -m pipelines compile --config seed-study-7b --out taletune.yaml
     python -m pipelines submit --config seed-study-7b --host http://localhost:8080
     python -m pipelines schedule --config seed-study-7b --cron "0 0 3 * * 1" --host http://localhost:8080
+    python -m pipelines runs --host http://localhost:8080 --limit 5
+
+Cluster commands authenticate as kfp.Client does (pipelines/cluster.py): --host or
+KFP_HOST, with --token or KFP_TOKEN where the endpoint asks for one; with no host, inside
+a pod of the cluster, the in-cluster endpoint and the pod's service account.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import warnings
 from pathlib import Path
@@ -149,74 +153,84 @@ def cmd_compile(args) -> None:
     """Compile the pipeline to a KFP YAML package for the dashboard or `submit`."""
     from kfp import compiler
 
+    from pipelines.cluster import cluster_images
     from pipelines.pipeline import build_pipeline
 
     config = _experiment(args)
+    images = cluster_images()
     out = args.out or f"taletune-{config.name}.yaml"
     compiler.Compiler().compile(build_pipeline(config), package_path=out)
-    print(f"compiled {out}")
+    print(f"compiled {out} (images {', '.join(images)})")
 
 
-def _client(host: str | None):
-    import kfp
+def _cluster(args):
+    from pipelines.cluster import connect
 
-    host = host or os.environ.get("KFP_HOST")
-    if not host:
-        raise TaletuneError("no Kubeflow Pipelines endpoint; pass --host URL or set KFP_HOST")
-    return kfp.Client(host=host, namespace=os.environ.get("KFP_NAMESPACE"))
+    return connect(args.host, args.token, args.namespace)
+
+
+def _for_cluster(args):
+    """The config, refused before anything reaches the cluster if it keeps state on a pod's disk."""
+    from pipelines.cluster import refuse_local_state
+
+    config = _experiment(args)
+    refuse_local_state(config)
+    return config
 
 
 def cmd_submit(args) -> None:
-    """Start one run on a Kubeflow Pipelines cluster."""
-    from pipelines.pipeline import build_pipeline
+    """Upload the pipeline as a version of pipeline taletune-<config name> and start a run of
+    it in the experiment (both created if missing). Every cache and result folder of the
+    config must be an s3:// prefix: a retried or resumed pod starts with an empty disk."""
+    from pipelines.cluster import submit
 
-    config = _experiment(args)
-    run = _client(args.host).create_run_from_pipeline_func(
-        build_pipeline(config), arguments={}, experiment_name=args.experiment, run_name=f"taletune-{config.name}"
-    )
-    print(f"run {run.run_id} started")
+    config = _for_cluster(args)
+    submit(_cluster(args), config, args.experiment)
 
 
 def cmd_schedule(args) -> None:
-    """Create a recurring run (cron, in KFP's six-field form with seconds)."""
-    import tempfile
+    """Create or update the recurring run taletune-<config name> in the experiment: run again,
+    it leaves exactly one (replaced if its pipeline, parameters or cron changed, else left
+    alone). Cron in KFP's six-field form, seconds first, in the scheduler's time zone
+    (usually UTC); a missed slot is not caught up. Caches must be on S3, as for submit."""
+    from pipelines.cluster import check_schedule, schedule
 
-    from kfp import compiler
+    check_schedule(args.cron, args.max_concurrency)
+    config = _for_cluster(args)
+    schedule(_cluster(args), config, args.experiment, args.cron, args.max_concurrency)
 
-    from pipelines.pipeline import build_pipeline
 
-    config = _experiment(args)
-    client = _client(args.host)
-    experiment = client.create_experiment(args.experiment)
-    with tempfile.TemporaryDirectory() as tmp:
-        package = str(Path(tmp) / "taletune.yaml")
-        compiler.Compiler().compile(build_pipeline(config), package_path=package)
-        job = client.create_recurring_run(
-            experiment_id=experiment.experiment_id,
-            job_name=f"taletune-{config.name}",
-            cron_expression=args.cron,
-            max_concurrency=1,
-            pipeline_package_path=package,
-        )
-    print(f"recurring run {job.recurring_run_id} created ({args.cron})")
+def cmd_runs(args) -> None:
+    """List the experiment's newest runs, newest first: created time, state, id and name."""
+    from pipelines.cluster import list_runs
+
+    list_runs(_cluster(args), args.experiment, args.limit)
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, fn in (("prepare", cmd_prepare), ("run", cmd_run), ("compile", cmd_compile), ("submit", cmd_submit), ("schedule", cmd_schedule)):
-        p = sub.add_parser(name, help=fn.__doc__, description=fn.__doc__)
-        p.add_argument("--config", default="demo", help="config name in pipelines/configs/ or a YAML path (default: demo)")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. dataset.seed=7")
+    commands = (("prepare", cmd_prepare), ("run", cmd_run), ("compile", cmd_compile), ("submit", cmd_submit), ("schedule", cmd_schedule),
+                ("runs", cmd_runs))
+    for name, fn in commands:
+        p = sub.add_parser(name, help=fn.__doc__.split(".")[0], description=fn.__doc__)
         p.set_defaults(func=fn)
+        if name != "runs":
+            p.add_argument("--config", default="demo", help="config name in pipelines/configs/ or a YAML path (default: demo)")
+            p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. dataset.seed=7")
         if name == "compile":
             p.add_argument("--out", help="output YAML (default: taletune-<name>.yaml)")
-        if name in ("submit", "schedule"):
-            p.add_argument("--host", help="Kubeflow Pipelines endpoint (default: $KFP_HOST)")
-            p.add_argument("--experiment", default="taletune", help="KFP experiment name")
+        if name in ("submit", "schedule", "runs"):
+            p.add_argument("--host", help="Kubeflow Pipelines endpoint (default: $KFP_HOST; none inside a pod of the cluster: the in-cluster one)")
+            p.add_argument("--token", help="a bearer token for the endpoint (default: $KFP_TOKEN, which keeps it out of the process list)")
+            p.add_argument("--namespace", help="the multi-user profile namespace (default: $KFP_NAMESPACE, else the client's own)")
+            p.add_argument("--experiment", default="taletune", help="KFP experiment name (default: taletune)")
         if name == "schedule":
-            p.add_argument("--cron", required=True, help='e.g. "0 0 3 * * 1" (Mondays 03:00)')
+            p.add_argument("--cron", required=True, help='six fields, seconds first: "0 0 3 * * 1" is Mondays at 03:00')
+            p.add_argument("--max-concurrency", type=int, default=1, help="runs of the schedule at once (default: 1)")
+        if name == "runs":
+            p.add_argument("--limit", type=int, default=10, help="how many runs (default: 10)")
     args = parser.parse_args(argv)
     setup_logging()
     with contextlib.suppress(BrokenPipeError):

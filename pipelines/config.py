@@ -9,10 +9,11 @@ then `--set a.b=c` overrides. The resolved config is saved beside every run.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.common.config import StrictModel, load_config, validate
 from components.common.errors import TaletuneError
@@ -34,15 +35,33 @@ class Toleration(StrictModel):
     effect: Literal["NoExecute", "NoSchedule", "PreferNoSchedule"] | None = None
 
 
+# A Kubernetes quantity of bytes (100Gi, 500G); a StorageClass name (a DNS subdomain).
+# Checked when the config loads: KFP's driver would refuse either only in the pod, hours in.
+QUANTITY = r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?"
+
+
 class GpuConfig(StrictModel):
-    """The GPU nodes the train and generate tasks ask for."""
+    """The GPU nodes the train and generate tasks ask for, and the scratch volume of every
+    task that holds the model on its disk (its model task, train and generate)."""
 
     accelerator: str = "nvidia.com/gpu"
     count: int = Field(default=1, ge=0)  # 0: train on CPU nodes
+    # Requested as well as limits: the node's CPU and memory are held for the task with its GPU.
     cpu_limit: str = "8"
     memory_limit: str = "48G"
     node_selector: dict[str, str] = {}
     tolerations: list[Toleration] = [Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
+    # Room at /tmp (the images write nothing elsewhere), an emptyDir of at most this size,
+    # for the weights (14 GB for a 7B model) and their staging copy. None: no volume, the
+    # container's own writable layer.
+    scratch_size: str | None = "100Gi"
+
+    @field_validator("scratch_size")
+    @classmethod
+    def _quantity(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(QUANTITY, value):
+            raise ValueError(f"{value!r} is not a Kubernetes quantity of bytes; write it like 100Gi or 500G (null: no scratch volume)")
+        return value
 
 
 class KubernetesConfig(StrictModel):
@@ -51,10 +70,16 @@ class KubernetesConfig(StrictModel):
     # A Secret with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL for
     # the storage layer (k8s/s3-secret.example.yaml). None: the tasks get no S3 variables.
     s3_secret: str | None = "taletune-s3"
-    # A Secret with HF_TOKEN, for gated hub models (Llama-2): the train and generate tasks
-    # get it as an environment variable. None: no token (public models).
+    # A Secret with HF_TOKEN, for gated hub models (Llama-2): each model's model task (which
+    # downloads it), train and generate tasks get it as an environment variable. None: no
+    # token (public models).
     hf_token_secret: str | None = None
+    # Retries of the tasks whose failures can be transient: ingest (the network), the
+    # sentiment model and each model's model task (downloads), train and generate (a lost
+    # GPU node, S3; both resume).
+    # The others fail the same way again, so they are not retried. 0: none.
     retries: int = Field(default=2, ge=0)
+    # Every task's CPU and memory; the GPU tasks' come from gpu: (requests there are the limits).
     cpu_request: str = "1"
     cpu_limit: str = "2"
     memory_request: str = "2G"

@@ -33,15 +33,26 @@ def test_every_shipped_config_compiles(name, tmp_path):
     ids = {key: task["taskInfo"]["name"] for key, task in spec["root"]["dag"]["tasks"].items()}
     config = load_experiment(name)
     levels = len(config.train.levels)
-    expected = {"ingest", "dataset", "evaluation-reference", "sentiment-model", "evaluate-training-data", "report"}
+    expected = {"check", "ingest", "dataset", "evaluation-reference", "sentiment-model", "evaluate-training-data", "report"}
     for spec_ in config.models:
         m = spec_.label
+        expected |= {f"model-{m}"}
         expected |= {f"train-{m}"} if config.train.mode == "nested" else {f"train-{m}-level-{k}" for k in range(1, levels + 1)}
         expected |= {f"{step}-{m}-level-{k}" for step in ("select", "generate", "evaluate") for k in range(levels + 1)}
     assert set(tasks) == expected
 
     def needs(task):
-        return sorted(ids[d] for d in tasks[task]["dependentTasks"])
+        return sorted(ids[d] for d in tasks[task].get("dependentTasks", []))
+
+    # Each model pinned and fetched once, ahead of its train tasks, which all take the pinned name.
+    for spec_ in config.models:
+        m = spec_.label
+        assert needs(f"model-{m}") == ["check"]
+        trains = [n for n in tasks if n.startswith(f"train-{m}")]
+        assert trains and all(needs(n) == ["dataset", f"model-{m}"] for n in trains)
+        assert all(tasks[n]["inputs"]["parameters"]["base"]["taskOutputParameter"] == {
+            "producerTask": tasks[f"model-{m}"]["id"], "outputParameterKey": "Output"} for n in trains)
+        assert tasks[f"model-{m}"]["inputs"]["parameters"]["model"]["runtimeValue"]["constant"] == spec_.train_overrides()
 
     first = config.models[0].label
     assert needs(f"generate-{first}-level-2") == [f"select-{first}-level-2"]
@@ -50,6 +61,16 @@ def test_every_shipped_config_compiles(name, tmp_path):
                                                  "sentiment-model"]
     assert len(tasks["report"]["dependentTasks"]) == 1 + len(config.models) * (levels + 1), "every set's evaluation"
     assert needs("dataset") == ["ingest"]
+    # The check task first: every other task waits for it, through ingest or the sentiment model.
+    assert needs("check") == [] and needs("ingest") == ["check"] and needs("sentiment-model") == ["check"]
+
+    def upstream(task):
+        found = set(needs(task))
+        for parent in needs(task):
+            found |= upstream(parent)
+        return found
+
+    assert all("check" in upstream(t) for t in tasks if t != "check")
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for spec_ in config.models:  # each model's train and generate tasks: its own settings, a GPU
         train_tasks = [t for n, t in tasks.items() if n.startswith(f"train-{spec_.label}")]
@@ -58,12 +79,24 @@ def test_every_shipped_config_compiles(name, tmp_path):
             executor = task["componentRef"]["name"].replace("comp-", "exec-")
             resources = spec["deploymentSpec"]["executors"][executor]["container"]["resources"]
             assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu" and resources["accelerator"]["resourceCount"] == "1"
+            gpu = config.gpu_for(spec_)  # requests are the limits: the node's CPU and memory held for its GPU's task
+            assert (resources["resourceCpuRequest"], resources["resourceMemoryRequest"]) == (gpu.cpu_limit, gpu.memory_limit)
+            assert (resources["resourceCpuLimit"], resources["resourceMemoryLimit"]) == (gpu.cpu_limit, gpu.memory_limit)
             assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in executors[executor]["tolerations"]
             assert executors[executor]["secretAsEnv"][0]["secretName"] == "taletune-s3", "checkpoints and progress go to S3"
         generate = tasks[f"generate-{spec_.label}-level-1"]["inputs"]["parameters"]["model"]["runtimeValue"]["constant"]
         assert generate == {"model": spec_.name, "format": spec_.format, **spec_.generate}
-    for task in tasks.values():
-        assert task["retryPolicy"]["maxRetryCount"] >= 1
+    # Retried: what can fail for a while (the network, a GPU node, S3); never what fails the same way again.
+    retried = {n for n, t in tasks.items() if "retryPolicy" in t}
+    assert retried == {n for n in tasks if n in ("ingest", "sentiment-model") or n.startswith(("model-", "train-", "generate-"))}
+    assert all(tasks[n]["retryPolicy"]["maxRetryCount"] == config.kubernetes.retries for n in retried)
+    cpu = spec["deploymentSpec"]["executors"]["exec-check"]["container"]["resources"]
+    assert (cpu["resourceCpuRequest"], cpu["resourceMemoryRequest"]) == (config.kubernetes.cpu_request, config.kubernetes.memory_request)
+    assert "secretAsEnv" not in executors.get("exec-check", {}), "the check reads no storage"
+    check = tasks["check"]["inputs"]["parameters"]
+    assert check["cluster"]["runtimeValue"]["constant"] is True
+    assert [m["label"] for m in check["models"]["runtimeValue"]["constant"]] == [m.label for m in config.models]
+    assert check["train_config"]["componentInputParameter"] == "train_config", "the run's parameters, as sent"
     for executor_name, executor in spec["deploymentSpec"]["executors"].items():
         container = executor["container"]
         assert container["image"] == (GPU_IMAGE if executor_name.startswith(("exec-train", "exec-generate")) else IMAGE)
@@ -102,10 +135,115 @@ def test_cluster_placement_from_the_config(tmp_path):
         "seed-study-7b", tmp_path, "kubernetes.node_selector={pool: cpu}",
         "kubernetes.tolerations=[{key: dedicated, value: taletune, effect: NoSchedule}]", "kubernetes.retries=5",
     )
-    assert spec["root"]["dag"]["tasks"]["ingest"]["retryPolicy"]["maxRetryCount"] == 5
+    dag = by_display_name(spec)
+    assert dag["ingest"]["retryPolicy"]["maxRetryCount"] == 5
+    assert "retryPolicy" not in dag["dataset"] and "retryPolicy" not in dag["check"]
+    # KFP's cache keys on inputs and image: off where the result also depends on the network, the hub or S3.
+    uncached = {name for name, task in dag.items() if not task["cachingOptions"].get("enableCache")}
+    assert uncached == {name for name in dag if name.split("-")[0] in ("ingest", "sentiment", "model", "train", "generate")}
     ingest = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-ingest"]
     assert ingest["nodeSelector"]["labels"] == {"pool": "cpu"}
     assert ingest["tolerations"][0]["key"] == "dedicated" and ingest["tolerations"][0]["effect"] == "NoSchedule"
+    # GPU tasks: requests equal to limits, so their pods are not the first evicted.
+    train = spec["deploymentSpec"]["executors"][dag["train-falcon-7b-instruct-level-1"]["componentRef"]["name"].replace("comp-", "exec-")]["container"]["resources"]
+    assert (train["cpuRequest"], train["memoryRequest"]) == (train["cpuLimit"], train["memoryLimit"]) == (8.0, 64.0)
+    # retries=0: no retry policy anywhere.
+    spec, _ = compile_config("seed-study-7b", tmp_path, "kubernetes.retries=0")
+    assert not [t for t in spec["root"]["dag"]["tasks"].values() if "retryPolicy" in t]
+
+
+def _executor(spec: dict, platform: dict, task: dict) -> dict:
+    """A task's Kubernetes settings (its executor's, in the platform spec)."""
+    return platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][task["componentRef"]["name"].replace("comp-", "exec-")]
+
+
+def test_every_task_runs_as_the_images_user_and_model_tasks_get_a_scratch_volume(tmp_path):
+    spec, platform = compile_config("seed-study-7b", tmp_path)
+    tasks = by_display_name(spec)
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == set(spec["deploymentSpec"]["executors"]), "every task has Kubernetes settings"
+    # Stated in the pod, so a cluster that enforces runAsNonRoot can check it (the images' USER is 10001:10001).
+    assert all(e["securityContext"] == {"runAsUser": "10001", "runAsGroup": "10001", "runAsNonRoot": True} for e in executors.values())
+    # The tasks that put a model on their disk: its model task, train, generate. Room at /tmp, where the images write.
+    holding = {n for n in tasks if n.startswith(("model-", "train-", "generate-"))}
+    scratch = {"volumeName": "scratch", "mountPath": "/tmp", "sizeLimit": "100Gi"}
+    for name, task in tasks.items():
+        assert _executor(spec, platform, task).get("emptyDirMounts") == ([scratch] if name in holding else None), name
+    # The model task downloads on a CPU node, with the hub token and S3; the GPU nodes wait for no download.
+    for label in ("falcon-7b-instruct", "llama-2-7b-hf"):
+        model_task = tasks[f"model-{label}"]
+        executor = _executor(spec, platform, model_task)
+        assert [s["secretName"] for s in executor["secretAsEnv"]] == ["taletune-s3", "taletune-s3", "taletune-hf-token"]
+        assert "tolerations" not in executor and model_task["cachingOptions"] == {} and model_task["retryPolicy"]["maxRetryCount"] == 2
+        resources = spec["deploymentSpec"]["executors"][model_task["componentRef"]["name"].replace("comp-", "exec-")]["container"]["resources"]
+        assert "accelerator" not in resources
+
+    # Per model, like every gpu: setting; null: no volume (the container's own disk).
+    spec, platform = compile_config("seed-study-7b", tmp_path, "kubernetes.gpu.scratch_size=null", "models=[tiiuae/falcon-7b-instruct, "
+                                    "{name: meta-llama/Llama-2-7b-hf, gpu: {scratch_size: 200Gi}}]")
+    tasks = by_display_name(spec)
+    for name, task in tasks.items():
+        volumes = _executor(spec, platform, task).get("emptyDirMounts")
+        if name.startswith(("model-llama", "train-llama", "generate-llama")):
+            assert [v["sizeLimit"] for v in volumes] == ["200Gi"]
+        else:
+            assert volumes is None, name
+
+
+def test_bad_scratch_settings_fail_when_the_config_loads(tmp_path):
+    for setting, message in (("kubernetes.gpu.scratch_size=100GB", "'100GB' is not a Kubernetes quantity of bytes; write it like 100Gi"),
+                             ("kubernetes.gpu.scratch_size=lots", "'lots' is not a Kubernetes quantity of bytes")):
+        result = run_cli("pipelines", "compile", "--config", "seed-study-7b", "--out", str(tmp_path / "x.yaml"), "--set", setting)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def _check_inputs(name: str, *overrides: str):
+    """What the check task receives for a config: its parameters as KFP sends them, and
+    its models (numbers come back as floats, as through a pipeline spec)."""
+    from pipelines.pipeline import parameters
+
+    config = load_experiment(name, overrides)
+    sent = json.loads(json.dumps(parameters(config)), parse_float=float, parse_int=float)
+    configs = {stage: sent[f"{stage}_config"] for stage in ("ingest", "dataset", "train", "generate", "evaluate", "report")}
+    models = [{"label": m.label, "train": m.train_overrides(), "generate": m.generate_overrides(), "shape": config.train_config(m).shape()}
+              for m in config.models]
+    return sent["catalog"], configs, models, config.report_prefix()
+
+
+def test_the_check_task_names_every_bad_parameter_at_once(nltk_data):
+    from components.check.stage import run_check
+    from components.common.errors import TaletuneError
+
+    catalog, configs, models, prefix = _check_inputs("demo")
+    assert run_check(catalog, configs, models, prefix, cluster=False)["models"] == ["smollm2-135m", "gemma3-270m"]
+    # Parameters edited in the dashboard: a bad value, a genre the catalog lacks, a level count the DAG was not compiled for.
+    configs["train"]["batch_size"] = 0
+    configs["generate"]["_null"].remove("genres")
+    configs["generate"]["genres"] = ["westerns"]
+    configs["train"]["levels"] = [{"fraction": 1.0, "epochs": 1}]
+    models[1]["generate"]["model"] = "/not/in/this/pod"
+    with pytest.raises(TaletuneError) as told:
+        run_check(catalog, configs, models, prefix, cluster=False)
+    message = str(told.value)
+    assert message.startswith("3 problems: ") and "\n" not in message
+    assert "invalid train config: batch_size" in message
+    assert "generate.genres: westerns not in the catalog (fairy_tale, horror)" in message
+    assert "the generate model of gemma3-270m '/not/in/this/pod' is not an alias" in message
+    configs["train"]["batch_size"] = 4
+    with pytest.raises(TaletuneError, match="compiled for 3 in nested mode"):
+        run_check(catalog, configs, models[:1], prefix, cluster=False)
+
+
+def test_on_a_cluster_the_check_task_refuses_state_on_the_pods_disk(nltk_data):
+    from components.check.stage import run_check
+    from components.common.errors import TaletuneError
+
+    catalog, configs, models, prefix = _check_inputs("seed-study-7b", "run_prefix=s3://taletune/reports/seed-study-7b")
+    assert run_check(catalog, configs, models, prefix, cluster=True)["cluster"] is True
+    configs["generate"]["progress_root"] = "/tmp/stories"  # edited in the dashboard
+    with pytest.raises(TaletuneError, match=r"these are not: generate.progress_root \(/tmp/stories\)\."):
+        run_check(catalog, configs, models, prefix, cluster=True)
+    assert run_check(catalog, configs, models, prefix, cluster=False)  # the local runner keeps its disk
 
 
 # The demo's training, shrunk to seconds: 4 rows per genre, 64-token blocks, one trained
@@ -259,8 +397,9 @@ def test_demo_pipeline_runs_locally_with_the_book_cache_on_s3(tmp_path, mirror, 
 
 
 def test_a_failing_task_stops_the_run_with_its_message(tmp_path, mirror, nltk_data):
+    # Held-out books the catalog has not would stop the run in its first task, the check.
     result = _run(tmp_path, mirror, "catalog={genres: {horror: {prompt: p, books: [999999]}}}", "ingest.offline=true",
-                  env={"NLTK_DATA": str(nltk_data)})
+                  "dataset.split.holdout_books=[]", env={"NLTK_DATA": str(nltk_data)})
     assert result.returncode == 2
     assert "error: ebook 999999 was not found" in result.stdout
     assert "error: the pipeline stopped" in result.stderr and "Traceback" not in result.stderr

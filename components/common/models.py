@@ -1,11 +1,16 @@
 """One loader for every model source: alias, hub id, local folder or s3:// prefix.
 
     python -m components.train model smollm2-135m     # convert once into the model cache
+    python -m components.train model tiiuae/falcon-7b-instruct@main --cache s3://taletune/models
 
 Aliases name models shipped inside PyPI packages as GGUF files, so the default works
 with no internet. transformers dequantizes a GGUF file into a normal model; it is then
 saved once as a safetensors folder in the model cache, so later loads take under a
-second. Safetensors only; `trust_remote_code` stays off unless the config turns it on.
+second. A hub id (`org/name`, or `org/name@revision` to pin a commit, tag or branch)
+is resolved to its commit, downloaded once into the model cache under that commit, and
+copied from there by every other task: a run's train and generate tasks load the same
+weights, and a 7B model comes from the hub once. Safetensors only; `trust_remote_code`
+stays off unless the config turns it on.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -149,26 +155,296 @@ def resolve(name: str, cache: str | None = None) -> Path:
         if not (path / "config.json").is_file():
             raise TaletuneError(f"{path} is not a model folder (no config.json)")
         return path
-    if path.suffix or name.startswith((".", "/", "~")) or name.count("/") != 1:
+    repo, revision = _hub_or_fail(name)
+    return _cached_hub(repo, revision, model_cache(cache))
+
+
+# ------------------------------------------------------------------ hub models
+#
+# A hub id's revision (`org/name`: the default branch; `org/name@<commit, tag or
+# branch>`) is resolved to its commit, and the snapshot is kept in the model cache as
+# <cache>/hub/<org>--<name>/<commit>/ by `build_once`: downloaded from the hub once,
+# then copied from the cache by every other task (an S3 cache: every other pod). What
+# a revision last resolved to is kept beside it (<cache>/hub/<org>--<name>/refs/<revision>),
+# for tasks that cannot reach the hub.
+
+# What a snapshot holds that taletune loads: config, safetensors weights, tokenizer, chat template.
+HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
+
+_HUB_ID = re.compile(r"(?P<repo>\w[\w.-]*/\w[\w.-]*)(?:@(?P<revision>[\w.-]+(?:/[\w.-]+)*))?")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+# A name ending like a file is a mistyped path, not a repo (repos may hold dots: TinyLlama-1.1B-Chat-v1.0).
+_FILE_SUFFIXES = {".gguf", ".safetensors", ".bin", ".pt", ".pth", ".json", ".yaml", ".yml", ".txt"}
+
+
+def hub_id(name: str) -> tuple[str, str | None] | None:
+    """(repo, revision) of `org/name` or `org/name@revision` (a commit, tag or branch;
+    None: the default branch), or None for a name of another form. Syntax only: a local
+    folder of that name is a folder (see `resolve`)."""
+    match = _HUB_ID.fullmatch(name)
+    if not match or ".." in name or Path(match["repo"]).suffix.lower() in _FILE_SUFFIXES:
+        return None
+    return match["repo"], match["revision"]
+
+
+def _hub_or_fail(name: str) -> tuple[str, str | None]:
+    hub = hub_id(name)
+    if hub is None:
         known = ", ".join(ALIASES)
-        raise TaletuneError(f"unknown model {name!r}: not an alias ({known}), a model folder, or a hub id like org/name")
-    return _hub_snapshot(name)
+        raise TaletuneError(f"unknown model {name!r}: not an alias ({known}), a model folder, an s3:// prefix, "
+                            "or a hub id like org/name or org/name@revision (a commit, tag or branch)")
+    return hub
 
 
-def _hub_snapshot(repo_id: str) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+def _is_hub(name: str) -> bool:
+    return name not in ALIASES and not storage.is_s3(name) and not Path(name).expanduser().is_dir() and hub_id(name) is not None
+
+
+def pin(name: str, cache: str | None = None) -> str:
+    """`name` with a hub revision resolved to its commit (`org/name@<commit>`); any other
+    name as it is. A task pins once and uses the pinned name from then on, so its keys,
+    its records and the weights it loads are of one commit even if the branch moves."""
+    if not _is_hub(name):
+        return name
+    repo, revision = hub_id(name)
+    return f"{repo}@{_hub_commit(repo, revision, model_cache(cache))}"
+
+
+def prepare_base(name: str, cache: str | None = None) -> str:
+    """`name` pinned (`pin`), its weights made ready in the model cache; returns the pinned name.
+
+    The pipeline's model task, once per model ahead of its train tasks: the levels trained
+    in parallel all load the one commit it pinned (a branch may move while a level waits
+    hours for a GPU), and none of them downloads the model from the hub (they copy it from
+    the cache). An alias is converted once, a folder checked; an s3:// prefix is only
+    checked, since a task copies it from there and it has no entry in the cache."""
+    pinned = pin(name, cache)
+    if storage.is_s3(pinned):
+        _require_s3_model(pinned)
+    else:
+        resolve(pinned, cache)
+    return pinned
+
+
+def pinned_base(name: str, base: str) -> str:
+    """`base`, when it is `name` as `pin` gives it (in another task: the pipeline's model
+    task); else a TaletuneError. A hub model's base is a commit of the same repo (of the
+    pinned commit, when `name` pins one); any other model's base is `name` itself."""
+    if not _is_hub(name):
+        if base != name:
+            raise TaletuneError(f"the base {base!r} given for model {name!r} is not that model; give {name} (or no base)")
+        return base
+    repo, revision = hub_id(name)
+    pinned = hub_id(base)
+    if pinned is None or pinned[0] != repo or not _COMMIT.fullmatch(pinned[1] or ""):
+        raise TaletuneError(f"the base {base!r} given for model {name} is not a commit of {repo}; give {repo}@<commit> (or no base)")
+    if revision and _COMMIT.fullmatch(revision) and revision != pinned[1]:
+        raise TaletuneError(f"the base {base} is another commit than the one model {name} pins; give {name} (or no base)")
+    return base
+
+
+def trained_base(name: str, recorded: str | None) -> str:
+    """The base model to put an adapter on: for a hub model, the commit the adapter was
+    trained on (`recorded`, the `model_identity` in its training.json), not what the
+    revision names now; `name` itself when nothing is recorded or it is not a hub model."""
+    if not recorded or not _is_hub(name):
+        return name
+    repo, revision = hub_id(name)
+    trained = hub_id(recorded)
+    if trained is None or trained[0] != repo or not _COMMIT.fullmatch(trained[1] or ""):
+        raise TaletuneError(f"the adapter was trained on {recorded}, which is not a commit of {repo}; "
+                            f"generate with the model it was trained on, or train an adapter on {name}")
+    if revision and _COMMIT.fullmatch(revision) and revision != trained[1]:
+        raise TaletuneError(f"the adapter was trained on {recorded}, and this run pins {name}, another commit; "
+                            f"generate with model {repo}@{trained[1]} (or the name it was trained with), or train an adapter on {revision}")
+    return recorded
+
+
+def _cached_hub(repo: str, revision: str | None, cache: str) -> Path:
+    commit = _hub_commit(repo, revision, cache)
+    identity = {"repo": repo, "commit": commit, "files": HUB_FILES}
+    return build_once(_hub_entry(repo, commit), cache, lambda tmp: _fetch_snapshot(repo, commit, tmp), identity)
+
+
+def _hub_entry(repo: str, commit: str) -> str:
+    return f"hub/{repo.replace('/', '--')}/{commit}"
+
+
+def _ref_uri(cache: str, repo: str, revision: str | None) -> str:
+    return storage.join(cache, "hub", repo.replace("/", "--"), "refs", revision or "main")
+
+
+class _HubUnreachable(Exception):
+    """The hub cannot be reached: offline mode, no connection, or the hub is down."""
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The connection errors and timeouts of the HTTP library huggingface_hub uses
+    (httpx2 in 2.x, httpx in 1.x): they reach the caller of `HfApi` unwrapped."""
+    errors = []
+    for module in ("httpx2", "httpx"):
+        with contextlib.suppress(ImportError, AttributeError):
+            errors.append(importlib.import_module(module).TransportError)
+    return tuple(errors)
+
+
+@contextlib.contextmanager
+def _hub_calls(repo: str, revision: str | None):
+    """The hub's refusals as one clear line each; its being out of reach as `_HubUnreachable`."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]))
-    except LocalEntryNotFoundError:
-        raise TaletuneError(
-            f"model {repo_id} is not in the Hugging Face cache and the hub cannot be reached; "
-            f"run `huggingface-cli download {repo_id}` where there is internet (and copy HF_HOME here), "
-            "or pass a local model folder or s3:// prefix"
-        ) from None
+        yield
+    except GatedRepoError:
+        raise TaletuneError(_gated(repo)) from None
+    except RepositoryNotFoundError:
+        raise TaletuneError(f"there is no model {repo} on the hub, or it is private and HF_TOKEN grants no access to it; "
+                            "check the id (org/name)") from None
+    except RevisionNotFoundError:
+        raise TaletuneError(f"model {repo} has no revision {revision!r} on the hub; "
+                            "pin a commit, tag or branch it has (org/name@revision)") from None
     except HfHubHTTPError as exc:
-        raise TaletuneError(f"the hub refused {repo_id}: {exc}. Check the id and, for gated models, HF_TOKEN") from None
+        status = getattr(getattr(exc, "response", None), "status_code", None) or 0
+        if status >= 500:  # the hub is down: a known commit may still be in a cache
+            raise _HubUnreachable(f"the hub answered {status}") from None
+        raise TaletuneError(f"the hub refused {repo}: {_first_line(exc)}. Check the id and, for gated models, HF_TOKEN") from None
+    except (OfflineModeIsEnabled, LocalEntryNotFoundError, *_transport_errors()) as exc:
+        raise _HubUnreachable(_first_line(exc)) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _gated(repo: str) -> str:
+    from huggingface_hub import get_token
+
+    terms = f"accept its terms at https://huggingface.co/{repo} with a hub account"
+    if get_token() is None:
+        return (f"model {repo} is gated on the hub and HF_TOKEN is not set: {terms}, and set HF_TOKEN to a token "
+                "of that account (on a cluster: the Secret named in kubernetes.hf_token_secret)")
+    return f"model {repo} is gated on the hub and HF_TOKEN's account has no access to it: {terms}, or set HF_TOKEN to another account's token"
+
+
+def _hub_commit(repo: str, revision: str | None, cache: str) -> str:
+    """The commit `revision` names: asked of the hub; when the hub cannot be reached,
+    the one this model cache or the local Hugging Face cache last saw for it.
+
+    What the hub (or the local Hugging Face cache) says is recorded in the model cache
+    here, where the name is pinned, and not only where a revision's entry is built: the
+    pipeline pins a name once and every later task loads `org/name@<commit>`, which never
+    reaches this far, so a record left to those tasks would never be written."""
+    if revision and _COMMIT.fullmatch(revision):
+        return revision  # a commit names itself: nothing to ask
+    from huggingface_hub import HfApi
+
+    try:
+        with _hub_calls(repo, revision):
+            commit = HfApi().model_info(repo, revision=revision).sha
+    except _HubUnreachable as exc:
+        why = str(exc)
+    else:
+        _remember_ref(cache, repo, revision, commit)
+        return commit
+    recorded = _recorded_ref(cache, repo, revision)
+    commit = recorded or _hf_cache_commit(repo, revision)
+    if commit is None:
+        raise _not_reachable(repo, revision, cache, why)
+    log.warning("the hub cannot be reached (%s); using %s@%s = %s, as last seen", why, repo, revision or "main", commit)
+    if recorded is None:  # from the local Hugging Face cache: pods without it find the commit in the model cache
+        storage.write_text(_ref_uri(cache, repo, revision), commit)
+    return commit
+
+
+def _not_reachable(repo: str, revision: str | None, cache: str, why: str) -> TaletuneError:
+    name = f"{repo}@{revision}" if revision else repo
+    return TaletuneError(
+        f"model {name} is neither in the model cache {cache} nor in the Hugging Face cache, and the hub cannot be reached ({why}); "
+        f"fill the model cache where there is internet (python -m components.train model {name} --cache {cache}), "
+        f"or run `hf download {repo}` there and copy HF_HOME here, or pass a local model folder or s3:// prefix"
+    )
+
+
+def _recorded_ref(cache: str, repo: str, revision: str | None) -> str | None:
+    uri = _ref_uri(cache, repo, revision)
+    if not storage.exists(uri):  # wrong credentials or a missing bucket still fail here, loudly
+        return None
+    try:
+        commit = storage.read_text(uri).strip()
+    except TaletuneError:
+        return None  # replaced between the two calls
+    return commit if _COMMIT.fullmatch(commit) else None
+
+
+def _remember_ref(cache: str, repo: str, revision: str | None, commit: str) -> None:
+    """Record what `revision` resolved to (written only when it changed: one read when it has not)."""
+    if _recorded_ref(cache, repo, revision) != commit:
+        storage.write_text(_ref_uri(cache, repo, revision), commit)
+
+
+def _hf_cache_snapshot(repo: str, revision: str | None) -> Path | None:
+    """The revision's complete snapshot in the local Hugging Face cache (HF_HOME), or None."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:  # no network: it reads the cache's refs and snapshots, and refuses a snapshot it knows is incomplete
+        return Path(snapshot_download(repo, revision=revision, allow_patterns=HUB_FILES, local_files_only=True))
+    except LocalEntryNotFoundError:
+        return None
+
+
+def _hf_cache_commit(repo: str, revision: str | None) -> str | None:
+    snapshot = _hf_cache_snapshot(repo, revision)
+    return snapshot.name if snapshot is not None and _COMMIT.fullmatch(snapshot.name) else None
+
+
+def _fetch_snapshot(repo: str, commit: str, folder: Path) -> None:
+    """`build_once`'s build for a hub model: the commit's files into `folder` (its fresh
+    temporary folder), from the hub, or from the local Hugging Face cache when the hub
+    cannot be reached."""
+    from huggingface_hub import snapshot_download
+
+    log.info("downloading %s@%s from the hub into the model cache; once per commit", repo, commit)
+    try:
+        with _hub_calls(repo, commit):
+            snapshot_download(repo, revision=commit, allow_patterns=HUB_FILES, local_dir=folder)
+    except _HubUnreachable as exc:
+        source = _hf_cache_snapshot(repo, commit)
+        if source is None:
+            raise TaletuneError(
+                f"model {repo}@{commit} is neither in the model cache nor in the Hugging Face cache, and the hub cannot be reached "
+                f"({exc}); fill the model cache where there is internet (python -m components.train model {repo}@{commit} --cache CACHE), "
+                f"or run `hf download {repo} --revision {commit}` there and copy HF_HOME here"
+            ) from None
+        log.warning("the hub cannot be reached (%s); copying %s@%s from the Hugging Face cache %s", exc, repo, commit, source)
+        shutil.rmtree(folder)  # whatever a download cut short left
+        folder.mkdir()
+        _link_files(source, folder)
+    shutil.rmtree(folder / ".cache", ignore_errors=True)  # snapshot_download's bookkeeping, not the model's
+    if not (folder / "config.json").is_file():
+        raise TaletuneError(f"model {repo}@{commit} has no config.json on the hub: it is not a transformers model")
+
+
+def _link_files(snapshot: Path, folder: Path) -> None:
+    """The snapshot's model files into `folder`: hard links to the cache's blobs where
+    they share a file system (they never change), copies where not."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    files = [str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file()]
+    for rel in filter_repo_objects(files, allow_patterns=HUB_FILES):
+        source, target = (snapshot / rel).resolve(), folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
 
 
 # Bumped when `convert_gguf` changes what it writes: every alias is converted again.
@@ -239,7 +515,9 @@ def build_once(name: str, cache: str, build, identity: dict | None = None) -> Pa
             _swap_in(tmp, local)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        if storage.is_s3(remote):
+        # Not when another machine uploaded the same model while this one built it: a
+        # re-upload would take its marker away from readers for the whole upload.
+        if storage.is_s3(remote) and not _marker_holds(_remote_marker(storage.join(remote, MARKER)), identity):
             _upload_model(local, remote)
     return local
 
@@ -325,12 +603,16 @@ def _s3_model(uri: str) -> Path:
     identity = {"source": uri, "objects": s3_model_digest(uri)}
     if _marker_holds(_read_marker(local / MARKER), identity):
         return local
-    if not storage.exists(storage.join(uri, "config.json")):
-        raise TaletuneError(f"{uri} is not a model folder (no config.json); upload one with `aws s3 cp --recursive FOLDER {uri}`")
+    _require_s3_model(uri)
     with _folder_lock(local):
         if _marker_holds(_read_marker(local / MARKER), identity):
             return local
         return _download_model(uri, local, identity)
+
+
+def _require_s3_model(uri: str) -> None:
+    if not storage.exists(storage.join(uri, "config.json")):
+        raise TaletuneError(f"{uri} is not a model folder (no config.json); upload one with `aws s3 cp --recursive FOLDER {uri}`")
 
 
 def s3_model_digest(uri: str) -> str:
@@ -343,8 +625,9 @@ def s3_model_digest(uri: str) -> str:
 
 def model_identity(name: str, cache: str | None = None) -> str:
     """What names the exact weights behind a model name, for the keys of kept results:
-    an alias's package, converter and transformers versions, a hub snapshot's commit, a hash of a folder's files, or
-    the ETags of an s3:// prefix. New weights behind the same name give a new identity."""
+    an alias's package, converter and transformers versions, a hub model's commit (`org/name@<commit>`, also a name
+    that loads those very weights), a hash of a folder's files, or the ETags of an s3:// prefix. New weights behind
+    the same name give a new identity."""
     from components.common.provenance import folder_digest
 
     if name in ALIASES:
@@ -356,8 +639,8 @@ def model_identity(name: str, cache: str | None = None) -> str:
     path = Path(name).expanduser()
     if path.is_dir():
         return f"folder:{folder_digest(path)[:16]}"
-    folder = resolve(name, cache)  # a hub snapshot: the folder is named by its commit
-    return f"{name}@{folder.name}"
+    _hub_or_fail(name)
+    return pin(name, cache)  # `org/name@<commit>`: the commit names the weights, and nothing is downloaded to learn it
 
 
 def convert_gguf(alias: str, out: Path) -> Path:

@@ -4,6 +4,7 @@
       - smollm2-135m                                   # an alias, with every shared default
       - {name: gemma3-270m, format: llama, lora: {r: 8}}
       - {name: tiiuae/falcon-7b-instruct, precision: 8bit, gpu: {memory_limit: 64G}}
+      - meta-llama/Llama-2-7b-hf@<commit>             # a hub model pinned to a commit (or a tag or branch)
       - {name: gemma3-270m, train: {max_train_rows_per_genre: 8}, generate: {n: 8}}
 
 The shared defaults are the experiment's `train:`, `generate:` and `kubernetes.gpu`;
@@ -19,17 +20,23 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from components.common.config import StrictModel
+from components.common.models import hub_id
 from components.common.prompts import default_format
 
 
 def label_for(name: str) -> str:
-    """A short name for tasks and the report: the alias, or the last part of a hub id, folder or prefix."""
-    last = name.rstrip("/").rsplit("/", 1)[-1] or name
+    """A short name for tasks and the report: the alias, or the last part of a hub id, folder
+    or prefix; a pinned hub revision after it (a commit's first 7 characters)."""
+    repo, revision = hub_id(name) or (name, None)
+    last = repo.rstrip("/").rsplit("/", 1)[-1] or repo
+    if revision:
+        last += "-" + (revision[:7] if re.fullmatch(r"[0-9a-f]{40}", revision) else revision)
     return re.sub(r"[^a-z0-9]+", "-", last.lower()).strip("-") or "model"
 
 
 class ModelSpec(StrictModel):
-    # An alias (smollm2-135m, gemma3-270m), a Hugging Face hub id, a local folder or an s3:// prefix.
+    # An alias (smollm2-135m, gemma3-270m), a Hugging Face hub id (org/name, or org/name@revision
+    # to pin a commit, tag or branch), a local folder or an s3:// prefix.
     name: str = Field(min_length=1)
     # Tasks, artifacts and the report name the model by this; None: from the name.
     label: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
@@ -53,6 +60,9 @@ class ModelSpec(StrictModel):
 
     @model_validator(mode="after")
     def _resolve(self):
+        if re.match(r"\w[\w.-]*/\w[\w.-]*@", self.name) and hub_id(self.name) is None:  # found at compile time, not in a pod
+            raise ValueError(f"{self.name!r}: a pinned hub model is org/name@revision, the revision a commit, tag or branch "
+                             "(letters, digits, '.', '_', '-' and '/')")
         if self.label is None:
             self.label = label_for(self.name)
         if self.format is None:

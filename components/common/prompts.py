@@ -34,7 +34,10 @@ def default_format(model: str) -> str:
     names (instruct, chat, -it), and `llama` for a base model."""
     if model in KNOWN:
         return KNOWN[model]
-    name = model.rstrip("/").rsplit("/", 1)[-1].lower()
+    from components.common.models import hub_id
+
+    repo = (hub_id(model) or (model,))[0]  # a pinned hub revision (org/name@v1.0) is no part of the name
+    name = repo.rstrip("/").rsplit("/", 1)[-1].lower()
     if "falcon" in name:
         return "falcon"
     if any(tag in name for tag in ("instruct", "chat")) or name.endswith("-it"):

@@ -60,7 +60,7 @@ def tell(catalog, config, adapter: str | None, genre: str | None, story: int) ->
     genre = genre or sorted(catalog.genres)[0]
     prompt = prompts_for(catalog, config.model_copy(update={"genres": [genre]}))[genre]
     source = read_adapter(adapter, config)
-    model, tokenizer, _ = load_generator(config, source["adapter"])
+    model, tokenizer, _ = load_generator(config, source["adapter"], source["base"])
     amp = autocast_dtype(config.precision)
     if amp is not None:
         # In bf16 a story's numbers depend on the batch it is computed in: alone, it is

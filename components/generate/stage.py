@@ -52,7 +52,10 @@ TRAINING_FIELDS = ("level", "fraction", "epochs", "train_loss", "val_loss", "per
 
 def read_adapter(adapter: str | None, config: GenerateConfig) -> dict:
     """The adapter's record (level, model, hash, prompt format, training figures),
-    checked against the base model and the prompt format in use."""
+    checked against the base model and the prompt format in use. `base` is the model
+    to load: a hub model at the commit the level was trained on (level 0 included, whose
+    record names it too), not the one its revision names now."""
+    from components.common.models import trained_base
     from components.common.prompts import default_format
 
     folder = Path(adapter) if adapter else None
@@ -62,7 +65,8 @@ def read_adapter(adapter: str | None, config: GenerateConfig) -> dict:
     if not folder or not weights.is_file():
         if folder and record.get("level") != 0:  # the untrained level's artifact has no adapter
             raise TaletuneError(f"{folder} has no adapter_model.safetensors; pass a level folder written by the train stage")
-        return {"adapter": None, "level": 0, "adapter_sha256": None, "format": config.format or default_format(config.model), "training": training}
+        return {"adapter": None, "level": 0, "adapter_sha256": None, "format": config.format or default_format(config.model), "training": training,
+                "base": trained_base(config.model, record.get("model_identity"))}
     if record.get("model") and record["model"] != config.model:
         raise TaletuneError(
             f"the adapter in {folder} was trained on {record['model']}, not {config.model}; set model={record['model']} or pick its adapter"
@@ -72,7 +76,8 @@ def read_adapter(adapter: str | None, config: GenerateConfig) -> dict:
         raise TaletuneError(f"the adapter in {folder} was trained with prompt format {trained!r}, and this run asks for {config.format!r}; "
                             f"generate with format {trained} (or leave format unset), or train an adapter in {config.format}")
     return {"adapter": str(folder), "level": record.get("level"), "adapter_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-            "format": config.format or trained or default_format(config.model), "training": training}
+            "format": config.format or trained or default_format(config.model), "training": training,
+            "base": trained_base(config.model, record.get("model_identity"))}
 
 
 def set_key(config: GenerateConfig, prompts: dict, adapter: dict, model: str) -> tuple[str, str]:
@@ -136,14 +141,16 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
     `stop_after_chunks` ends the run after that many new chunks (tests use it to
     interrupt a set the way a preempted pod would).
     """
-    from components.common.models import autocast_dtype, model_identity, resolve
+    from components.common.models import autocast_dtype, model_identity, pin, resolve
     from components.common.prompts import prompt_ids
 
     out = Path(out_dir)
     prompts = prompts_for(catalog, config)
     source = read_adapter(adapter, config)
     config = config.model_copy(update={"format": source["format"]})  # resolved: part of the set's key
-    identity_of_model = model_identity(config.model, config.model_cache)
+    # The adapter's commit of a hub model; with no record, what the revision names now, resolved once for the whole task.
+    base = pin(source["base"], config.model_cache)
+    identity_of_model = model_identity(base, config.model_cache)
     task, settings_key = set_key(config, prompts, source, identity_of_model)
     prefix = storage.join(progress_root(config), task, settings_key)
     storage.check_writable(progress_root(config))
@@ -156,7 +163,7 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
 
     # The tokenizer and the model's config decide the chunks; the weights are loaded only
     # when a chunk is left to write (a rerun of a finished set loads none).
-    folder = resolve(config.model, config.model_cache)
+    folder = resolve(base, config.model_cache)
     shape = AutoConfig.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
     ids = {g: prompt_ids(config.format, p, tokenizer) for g, p in prompts.items()}
@@ -176,7 +183,7 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
 
         model = VllmEngine(folder, source["adapter"], config, longest)
     elif not finished:
-        model, tokenizer, folder = load_generator(config, source["adapter"])
+        model, tokenizer, folder = load_generator(config, source["adapter"], base)
 
     if manifest is not None:
         log.info("resuming the set at %s: %d of %d chunks written, %d to write (%d stories in flight, as first chosen)",
@@ -189,7 +196,8 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
         storage.write_text(manifest_uri, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     batch_size = manifest["batch_size"]
 
-    identity = {"model": config.model, "model_identity": identity_of_model, "base_folder": str(folder), **{k: v for k, v in source.items() if k != "training"}}
+    identity = {"model": config.model, "model_identity": identity_of_model, "base_folder": str(folder),
+                **{k: v for k, v in source.items() if k not in ("training", "base")}}
     settings = {**config.model_dump(exclude={"progress_root", "model_cache"}), "batch_size": batch_size}  # the one in use
     eos = eos_ids(tokenizer)
     amp = autocast_dtype(config.precision)
@@ -230,13 +238,14 @@ def eos_ids(tokenizer) -> set[int]:
     return {tokenizer.eos_token_id, *(vocab[t] for t in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>") if t in vocab)}
 
 
-def load_generator(config: GenerateConfig, adapter: str | None):
-    """(model, tokenizer, folder) ready to sample: the base, the adapter merged in, the
-    output layer packed on a CPU. bf16-mixed keeps fp32 weights (autocast does the rest)."""
+def load_generator(config: GenerateConfig, adapter: str | None, base: str | None = None):
+    """(model, tokenizer, folder) ready to sample: the base (`base`, as `read_adapter`
+    names it; None: config.model), the adapter merged in, the output layer packed on a
+    CPU. bf16-mixed keeps fp32 weights (autocast does the rest)."""
     from components.common.models import load_base
 
     precision = "fp32" if config.precision == "bf16-mixed" else config.precision
-    model, tokenizer, folder = load_base(config.model, config.model_cache, precision, config.trust_remote_code)
+    model, tokenizer, folder = load_base(base or config.model, config.model_cache, precision, config.trust_remote_code)
     if adapter:
         model = attach_adapter(model, adapter, config.model)
     return pack_output_layer(model.eval()), tokenizer, folder

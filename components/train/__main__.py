@@ -41,16 +41,20 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def prepare_model(argv: list[str]) -> None:
-    """Resolve a model (alias, hub id, folder) into the model cache and print its folder."""
+    """Resolve a model (alias, hub id, folder) into the model cache and print its folder
+    and its pinned name (a hub id at the commit its revision names now)."""
     parser = argparse.ArgumentParser(prog="python -m components.train model", description=prepare_model.__doc__)
     parser.add_argument("name", help="alias (smollm2-135m), hub id or folder")
     parser.add_argument("--cache", help="model cache folder or s3:// prefix")
     args = parser.parse_args(argv)
     setup_logging()
-    from components.common.models import resolve
+    from components.common.models import pin, resolve
 
-    folder = resolve(args.name, args.cache)
-    print(json.dumps({"model": args.name, "folder": str(folder)}))
+    # Pinned first, as the pipeline's model task does: the revision's record is written
+    # to the cache, for tasks that cannot reach the hub.
+    pinned = pin(args.name, args.cache)
+    folder = resolve(pinned, args.cache)
+    print(json.dumps({"model": args.name, "pinned": pinned, "folder": str(folder)}))
 
 
 def merge_adapter(argv: list[str]) -> None:

@@ -6,19 +6,36 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 from components.common.image import GPU_IMAGE, IMAGE
 
 
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def prepare_model(config: dict, model: dict) -> str:
+    """Pin one model's name to its hub commit and put its weights in the model cache, once
+    for all of its train tasks; returns the pinned name (`org/name@<commit>`; any other
+    model's name as it is). On a CPU node: the GPU nodes wait for no download."""
+    from components.common.cli import component_run
+    from components.common.models import prepare_base
+    from components.train.config import for_model
+
+    with component_run():
+        settings = for_model(config, model)
+        pinned = prepare_base(settings.model, settings.model_cache)
+    print(f"model {settings.model}: {pinned}")
+    return pinned
+
+
 @dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
 def train(dataset: Input[Dataset], config: dict, model: dict, shape: dict, adapters: Output[Model], metrics: Output[Metrics],
-          only_level: int = 0):
+          only_level: int = 0, base: str = ""):
     """Fine-tune one model with LoRA at every training level (or `only_level`); resumes after a retry.
 
     `config` is the run's shared train settings, `model` this model's own (fixed at
-    compile time), `shape` the levels and mode the DAG was compiled for."""
+    compile time), `shape` the levels and mode the DAG was compiled for, `base` the
+    model's name as the model task pinned it ("": pinned here)."""
     from components.common.cli import component_run
     from components.train.config import for_model
     from components.train.fit import run_train
 
     with component_run():
-        summary = run_train(dataset.path, for_model(config, model, shape, only_level), adapters.path)
+        summary = run_train(dataset.path, for_model(config, model, shape, only_level), adapters.path, base=base or None)
     last = summary[max(summary)]
     adapters.metadata.update({"levels": sorted(summary), "model": last["model"], "format": last["format"], "reused": last.get("reused", False)})
     for k, record in summary.items():

@@ -32,7 +32,7 @@ from components.common.provenance import code_version, provenance, write_run_rec
 from components.train import data as D
 from components.train import distributed as dist
 from components.train.config import Level, TrainConfig
-from components.common.models import arithmetic, autocast, autocast_dtype, default_targets, load_base, model_identity
+from components.common.models import arithmetic, autocast, autocast_dtype, default_targets, load_base, model_identity, pin, pinned_base
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,12 @@ def checkpoint_root(config: TrainConfig) -> str:
     return config.checkpoint_root or storage.join(storage.cache_root(), "checkpoints")
 
 
-def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path, stop_after_steps: int | None = None) -> dict:
+def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path, stop_after_steps: int | None = None,
+              base: str | None = None) -> dict:
     """Evaluate the base model (level 0) and train every level; returns a summary per level.
 
+    `base` is config.model as another task pinned it (`models.prepare_base`: the
+    pipeline's model task), loaded and keyed in its place; None: pinned here.
     `stop_after_steps` ends the run early after that many optimizer steps (tests use it
     to interrupt a run the way a preempted pod would).
     """
@@ -87,7 +90,11 @@ def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path,
         runs = [(config.levels, list(range(1, len(config.levels) + 1)))]
     else:
         runs = [([lv], [k]) for k, lv in enumerate(config.levels, start=1) if config.only_level in (None, k)]
-    identity = model_identity(config.model, config.model_cache)
+    # A hub revision resolved to its commit once: the keys, the levels' records (their
+    # model_identity, which the generate stage loads the base at) and the weights are of one
+    # commit. In the pipeline the model task pinned it, once for every level's task.
+    base = pinned_base(config.model, base) if base else pin(config.model, config.model_cache)
+    identity = model_identity(base, config.model_cache)
     keys = [task_key(dataset_dir, config, levels, identity) for levels, _ in runs]
     prefixes = [storage.join(checkpoint_root(config), key) for key in keys]
     # Level 0 (the untrained model's validation loss) is kept beside the first run's levels.
@@ -101,7 +108,7 @@ def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path,
     level0_uri = storage.join(prefixes[0], "level-0")
     level0_done = storage.exists(storage.join(level0_uri, "training.json"))
     dist.barrier()  # every process has looked before any writes, so all take the same branches below
-    model, tokenizer, folder = load_base(config.model, config.model_cache, config.precision, config.trust_remote_code)
+    model, tokenizer, folder = load_base(base, config.model_cache, config.precision, config.trust_remote_code)
     context = getattr(model.config, "max_position_embeddings", None)
     if context and config.block_size > context:
         raise TaletuneError(f"block_size {config.block_size} is over {config.model}'s context of {context} tokens")
