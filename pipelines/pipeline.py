@@ -21,6 +21,7 @@ from kfp.dsl import Dataset
 from components.check.component import check
 from components.common.catalog import load_catalog
 from components.common.config import to_parameter
+from components.common.models import is_hub
 from components.dataset.component import make_dataset
 from components.evaluate.component import evaluate, evaluation_reference, sentiment_model
 from components.generate.component import generate
@@ -201,8 +202,12 @@ def build_pipeline(config: ExperimentConfig, local: bool = False):
             # a CPU node, before any train task starts: the levels trained in parallel load
             # one commit (a branch may move while a level waits hours for a GPU), and the
             # model comes from the hub once, not once per level. Retried: a download.
-            pinned = place(prepare_model(config=train_config, model=model).after(checked), f"model-{spec.label}", retry=True,
-                           holds=gpu).output
+            # Locally, a model that is not a hub id has nothing to pin, and `prepare` (or the
+            # first train task, the only one running) fills the cache: no task, no subprocess.
+            pinned = ""
+            if not local or is_hub(spec.name):
+                pinned = place(prepare_model(config=train_config, model=model).after(checked), f"model-{spec.label}", retry=True,
+                               holds=gpu).output
             # Nested: one task trains through every level. Independent: one task per level,
             # in parallel (the number of levels is fixed when the pipeline is compiled).
             if config.train.mode == "nested":

@@ -398,6 +398,7 @@ def test_the_genre_classifier_predicts_what_scikit_learn_predicts(groups, tmp_pa
     assert GenreClassifier.load(tmp_path).predict(["x"] * 40, probe) == list(theirs.predict(probe))
 
 
+@pytest.mark.slow  # 30 s; the default suite's demo pipeline test scores a smaller one on held-out books
 def test_the_genre_classifier_tells_held_out_books_apart(tmp_path, mirror, nltk_data):
     """Scored on whole books it never saw (the heldout-books split), and says so."""
     from components.dataset.stage import run_dataset

@@ -196,7 +196,7 @@ def _hub_or_fail(name: str) -> tuple[str, str | None]:
     return hub
 
 
-def _is_hub(name: str) -> bool:
+def is_hub(name: str) -> bool:
     return name not in ALIASES and not storage.is_s3(name) and not Path(name).expanduser().is_dir() and hub_id(name) is not None
 
 
@@ -204,7 +204,7 @@ def pin(name: str, cache: str | None = None) -> str:
     """`name` with a hub revision resolved to its commit (`org/name@<commit>`); any other
     name as it is. A task pins once and uses the pinned name from then on, so its keys,
     its records and the weights it loads are of one commit even if the branch moves."""
-    if not _is_hub(name):
+    if not is_hub(name):
         return name
     repo, revision = hub_id(name)
     return f"{repo}@{_hub_commit(repo, revision, model_cache(cache))}"
@@ -230,7 +230,7 @@ def pinned_base(name: str, base: str) -> str:
     """`base`, when it is `name` as `pin` gives it (in another task: the pipeline's model
     task); else a TaletuneError. A hub model's base is a commit of the same repo (of the
     pinned commit, when `name` pins one); any other model's base is `name` itself."""
-    if not _is_hub(name):
+    if not is_hub(name):
         if base != name:
             raise TaletuneError(f"the base {base!r} given for model {name!r} is not that model; give {name} (or no base)")
         return base
@@ -247,7 +247,7 @@ def trained_base(name: str, recorded: str | None) -> str:
     """The base model to put an adapter on: for a hub model, the commit the adapter was
     trained on (`recorded`, the `model_identity` in its training.json), not what the
     revision names now; `name` itself when nothing is recorded or it is not a hub model."""
-    if not recorded or not _is_hub(name):
+    if not recorded or not is_hub(name):
         return name
     repo, revision = hub_id(name)
     trained = hub_id(recorded)
