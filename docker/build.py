@@ -228,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         url = stack.enter_context(serve(folders))
         secrets = build_secrets(pip_settings(), Path(tmp), url, folders)
         tar = nltk_tar(Path(tmp))
+        if tar is None and "cpu" in args.kinds:
+            print("note: no NLTK data here (NLTK_DATA, .venv/nltk_data, ~/nltk_data): the CPU image downloads it from "
+                  "NLTK's server; where that is out of reach, point NLTK_DATA at a copy", file=sys.stderr, flush=True)
         if tar:
             folders.append(tar.parent)
             (Path(tmp) / "nltk_data_url").write_text(f"{url}/{len(folders) - 1}/{tar.name}")

@@ -132,7 +132,7 @@ def run_check(catalog: dict, configs: dict, models: list[dict], prefix: str, clu
     if book_catalog is not None:
         from components.common import storage
 
-        books = [b for g in [*book_catalog.genres.values(), book_catalog.other] for b in g.books]
+        books = [b for _, b in book_catalog.books()]
         for book in books:
             if book.path and not storage.is_s3(book.path) and not Path(book.path).expanduser().is_file():
                 problems.append(f"the catalog's book file {book.path} does not exist here")

@@ -235,10 +235,10 @@ def pinned_base(name: str, base: str) -> str:
             raise TaletuneError(f"the base {base!r} given for model {name!r} is not that model; give {name} (or no base)")
         return base
     repo, revision = hub_id(name)
-    pinned = hub_id(base)
-    if pinned is None or pinned[0] != repo or not _COMMIT.fullmatch(pinned[1] or ""):
+    mismatch = _commit_mismatch(name, base)
+    if mismatch == "not a commit":
         raise TaletuneError(f"the base {base!r} given for model {name} is not a commit of {repo}; give {repo}@<commit> (or no base)")
-    if revision and _COMMIT.fullmatch(revision) and revision != pinned[1]:
+    if mismatch:
         raise TaletuneError(f"the base {base} is another commit than the one model {name} pins; give {name} (or no base)")
     return base
 
@@ -250,14 +250,27 @@ def trained_base(name: str, recorded: str | None) -> str:
     if not recorded or not is_hub(name):
         return name
     repo, revision = hub_id(name)
-    trained = hub_id(recorded)
-    if trained is None or trained[0] != repo or not _COMMIT.fullmatch(trained[1] or ""):
+    mismatch = _commit_mismatch(name, recorded)
+    if mismatch == "not a commit":
         raise TaletuneError(f"the adapter was trained on {recorded}, which is not a commit of {repo}; "
                             f"generate with the model it was trained on, or train an adapter on {name}")
-    if revision and _COMMIT.fullmatch(revision) and revision != trained[1]:
+    if mismatch:
         raise TaletuneError(f"the adapter was trained on {recorded}, and this run pins {name}, another commit; "
-                            f"generate with model {repo}@{trained[1]} (or the name it was trained with), or train an adapter on {revision}")
+                            f"generate with model {repo}@{hub_id(recorded)[1]} (or the name it was trained with), "
+                            f"or train an adapter on {revision}")
     return recorded
+
+
+def _commit_mismatch(name: str, other: str) -> str | None:
+    """None when `other` is hub model `name` at one commit (the one `name` pins, if it pins
+    a commit); else "not a commit" (of that repo) or "another commit"."""
+    repo, revision = hub_id(name)
+    found = hub_id(other)
+    if found is None or found[0] != repo or not _COMMIT.fullmatch(found[1] or ""):
+        return "not a commit"
+    if revision and _COMMIT.fullmatch(revision) and revision != found[1]:
+        return "another commit"
+    return None
 
 
 def _cached_hub(repo: str, revision: str | None, cache: str) -> Path:
