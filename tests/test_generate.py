@@ -167,9 +167,10 @@ def test_a_set_is_reproducible_and_complete(tiny, tmp_path):
     assert "torch" in header["packages"] and header["machine"]["cpus"]
 
 
-# Both arithmetics, whatever this CPU does natively: chunks are written in the batches
-# first chosen, so a resumed set equals the uninterrupted one in bf16 autocast too.
-@pytest.mark.parametrize("precision", ["fp32", "bf16-mixed"])
+# Every arithmetic, whatever this CPU does natively: chunks are written in the batches
+# first chosen, so a resumed set equals the uninterrupted one with bf16 weights and in
+# bf16 autocast too.
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "bf16-mixed"])
 def test_an_interrupted_set_resumes_to_the_same_stories(tiny, tmp_path, precision):
     run_generate(CATALOG, settings(tiny, tmp_path / "clean", precision=precision), tmp_path / "clean")
     with pytest.raises(InterruptedError):
@@ -179,6 +180,23 @@ def test_an_interrupted_set_resumes_to_the_same_stories(tiny, tmp_path, precisio
     run_generate(CATALOG, settings(tiny, tmp_path / "cut", batch_size=1, precision=precision), tmp_path / "cut")
     assert texts(tmp_path / "cut") == texts(tmp_path / "clean")
     assert {s["settings"]["batch_size"] for s in stories(tmp_path / "cut")} == {2}
+
+
+def test_auto_samples_with_bf16_weights_where_bf16_is_native_and_keys_the_set_by_it(tiny, tmp_path, monkeypatch):
+    import torch
+
+    from components.common import models
+    from components.generate.stage import load_generator, set_key
+
+    config = settings(tiny, tmp_path, precision="auto")
+    keys = set()
+    for native in (True, False):  # both, whatever this CPU does
+        monkeypatch.setattr(models, "native_cpu_bf16", lambda native=native: native)
+        model, _, _ = load_generator(config, None)
+        assert next(model.parameters()).dtype == (torch.bfloat16 if native else torch.float32)
+        assert models.autocast_dtype(models.inference_precision("auto")) is None, "bf16 weights, not autocast"
+        keys.add(set_key(config, {"horror": "Write me a horror story"}, {"adapter_sha256": None}, str(tiny)))
+    assert len(keys) == 2, "a set sampled with bf16 weights is not served for fp32, nor the other way"
 
 
 def test_a_damaged_manifest_is_one_clear_error_and_keeps_the_finished_chunks(tiny, tmp_path):

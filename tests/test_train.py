@@ -308,7 +308,23 @@ def test_bf16_mixed_trains_fp32_weights_under_autocast(tiny, tmp_path):
     assert {w.dtype for w in weights.values()} == {torch.float32}, "master weights stay fp32"
 
 
-@pytest.mark.slow  # inductor's first compile takes minutes on this CPU
+def test_compile_auto_compiles_on_a_cpu_only_for_runs_long_enough_to_pay_for_it(monkeypatch):
+    import torch
+
+    from components.train.fit import COMPILE_MIN_TOKENS, compiles
+
+    rows = [D.Example([1] * 100, [1] * 100)] * (COMPILE_MIN_TOKENS // 300 + 1)  # just over a third of the threshold an epoch
+    nested = TrainConfig(compile="auto")
+    assert compiles(nested, rows, [nested.levels]), "3 epochs of a third: the reference levels reach it"
+    assert not compiles(nested, rows, [[Level(fraction=1, epochs=2)]]), "2 epochs of a third do not"
+    assert not compiles(nested, rows, [[Level(fraction=0.3, epochs=1)], [Level(fraction=1, epochs=1)]]), "1.3 epochs in all"
+    assert compiles(nested, rows, [[Level(fraction=1, epochs=1)]] * 3), "independent runs add up"
+    assert compiles(TrainConfig(compile=True), rows[:1], [nested.levels]) and not compiles(TrainConfig(compile=False), rows, [nested.levels])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert not compiles(nested, rows, [nested.levels]), "not by itself on a GPU, where it was not measured"
+
+
+@pytest.mark.slow  # inductor's first compile takes a minute on this CPU
 def test_compiled_decoder_gives_the_same_adapter_names(tiny, tmp_path):
     from safetensors.torch import load_file
 

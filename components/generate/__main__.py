@@ -55,17 +55,18 @@ def tell(catalog, config, adapter: str | None, genre: str | None, story: int) ->
     from components.generate.sampling import generate_batch
     from components.common.prompts import prompt_ids
     from components.generate.stage import eos_ids, load_generator, prompts_for, read_adapter
-    from components.common.models import autocast_dtype
+    from components.common.models import autocast_dtype, inference_precision
 
     genre = genre or sorted(catalog.genres)[0]
     prompt = prompts_for(catalog, config.model_copy(update={"genres": [genre]}))[genre]
     source = read_adapter(adapter, config)
     model, tokenizer, _ = load_generator(config, source["adapter"], source["base"])
-    amp = autocast_dtype(config.precision)
-    if amp is not None:
+    precision = inference_precision(config.precision)
+    amp = autocast_dtype(precision)
+    if precision != "fp32":
         # In bf16 a story's numbers depend on the batch it is computed in: alone, it is
         # not computed as it was in its set (README, "What is reproducible").
-        print(f"note: bf16 autocast is on (precision {config.precision}); told alone, this story may part from story {story} "
+        print(f"note: sampling runs in {precision} (precision {config.precision}); told alone, this story may part from story {story} "
               "of the set after a few tokens. Write the set and tell the story with --set precision=fp32 to match them.",
               file=sys.stderr, flush=True)
     print(f"[{genre}, story {story}, level {source['level']}] {prompt}\n", flush=True)

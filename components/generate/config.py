@@ -30,7 +30,8 @@ class GenerateSettings(StrictModel):
 
     # Where base models are cached; None: the train stage's model cache.
     model_cache: str | None = None
-    # fp32, bf16-mixed (autocast: fast on CPUs with AVX512-BF16), bf16, or auto.
+    # fp32; bf16 (bf16 weights); bf16-mixed (fp32 weights, bf16 autocast); auto: bf16
+    # weights where bf16 is native (a GPU, a CPU with AVX512-BF16 or AMX), fp32 elsewhere.
     precision: Literal["auto", "fp32", "bf16", "bf16-mixed"] = "auto"
     # The catalog's genres to write; None: all of them.
     genres: list[str] | None = None

@@ -83,13 +83,13 @@ def read_adapter(adapter: str | None, config: GenerateConfig) -> dict:
 def set_key(config: GenerateConfig, prompts: dict, adapter: dict, model: str) -> tuple[str, str]:
     """(task, settings): the model's weights (`model_identity`) and the adapter; then
     everything that decides the text, the arithmetic in use and the code that writes it."""
-    from components.common.models import arithmetic
+    from components.common.models import arithmetic, inference_precision
     from components.common.provenance import code_version
 
     task = hashlib.sha256(json.dumps([config.model, model, adapter["adapter_sha256"]]).encode()).hexdigest()[:12]
     settings = config.model_dump(include={"format", "n", "sampling", "backend", "seed", "precision", "chunk_size"})
-    # `precision: auto` is bf16 autocast on one CPU, fp32 on another, bf16 weights on a GPU: the key holds what it resolved to.
-    settings["arithmetic"] = arithmetic(config.precision)
+    # `precision: auto` is bf16 weights on one machine, fp32 on another: the key holds what it resolved to.
+    settings["arithmetic"] = arithmetic(inference_precision(config.precision))
     code = code_version("components.generate", "components.common.models", "components.common.prompts")
     blob = json.dumps({"settings": settings, "prompts": prompts, "format": FORMAT, "code": code}, sort_keys=True)
     return task, hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -141,7 +141,7 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
     `stop_after_chunks` ends the run after that many new chunks (tests use it to
     interrupt a set the way a preempted pod would).
     """
-    from components.common.models import autocast_dtype, model_identity, pin, resolve
+    from components.common.models import autocast_dtype, inference_precision, model_identity, pin, resolve
     from components.common.prompts import prompt_ids
 
     out = Path(out_dir)
@@ -200,7 +200,7 @@ def run_generate(catalog: Catalog, config: GenerateConfig, out_dir: str | Path, 
                 **{k: v for k, v in source.items() if k not in ("training", "base")}}
     settings = {**config.model_dump(exclude={"progress_root", "model_cache"}), "batch_size": batch_size}  # the one in use
     eos = eos_ids(tokenizer)
-    amp = autocast_dtype(config.precision)
+    amp = autocast_dtype(inference_precision(config.precision))
     written = 0
     for c, members in enumerate(chunks):
         uri = storage.join(prefix, f"chunk-{c:05d}.jsonl")
@@ -241,10 +241,12 @@ def eos_ids(tokenizer) -> set[int]:
 def load_generator(config: GenerateConfig, adapter: str | None, base: str | None = None):
     """(model, tokenizer, folder) ready to sample: the base (`base`, as `read_adapter`
     names it; None: config.model), the adapter merged in, the output layer packed on a
-    CPU. bf16-mixed keeps fp32 weights (autocast does the rest)."""
-    from components.common.models import load_base
+    CPU. bf16-mixed keeps fp32 weights (autocast does the rest); `auto` is bf16 weights
+    where bf16 is native (`inference_precision`)."""
+    from components.common.models import inference_precision, load_base
 
-    precision = "fp32" if config.precision == "bf16-mixed" else config.precision
+    precision = inference_precision(config.precision)
+    precision = "fp32" if precision == "bf16-mixed" else precision
     model, tokenizer, folder = load_base(base or config.model, config.model_cache, precision, config.trust_remote_code)
     if adapter:
         model = attach_adapter(model, adapter, config.model)
