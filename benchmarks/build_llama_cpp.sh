@@ -2,6 +2,7 @@
 # Build llama.cpp's llama-batched-bench and llama-perplexity for benchmarks/generate_throughput.py.
 #
 #     benchmarks/build_llama_cpp.sh            # into .cache/llama.cpp/bin (about 15 minutes on 2 cores)
+#     benchmarks/build_llama_cpp.sh /opt/llama.cpp   # DEST is relative to the repository root unless absolute
 #     .venv/bin/python benchmarks/generate_throughput.py --llama-cpp .cache/llama.cpp/bin
 #
 # Optional, and never part of the set-up: taletune does not use llama.cpp. The source is
@@ -11,6 +12,7 @@
 set -euo pipefail
 
 VERSION=0.3.36
+cd "$(dirname "$0")/.."  # the repository root: DEST and PYTHON are relative to it
 DEST=${1:-.cache/llama.cpp}
 PYTHON=${PYTHON:-.venv/bin/python}
 for tool in cmake c++; do
@@ -20,7 +22,7 @@ done
 mkdir -p "$DEST"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$PYTHON" -m pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$work"
+"$PYTHON" -m pip download --quiet --no-deps --no-binary llama-cpp-python "llama-cpp-python==$VERSION" -d "$work"
 tar -xzf "$work/llama_cpp_python-$VERSION.tar.gz" -C "$work"
 src="$work/llama_cpp_python-$VERSION/vendor/llama.cpp"
 # GGML_NATIVE: the instructions of this CPU (AVX2 here, AVX512 where there is), as a user building it would get.

@@ -19,8 +19,8 @@ so that drift on a shared machine hits every engine alike, it times:
 Each precision runs where it is native: fp32 always, bf16 weights and bf16 autocast
 where the CPU has AVX512-BF16 or AMX (`--precisions` forces them; emulated bf16 is
 about 400 times slower than fp32). Tokens/s are medians of the repeats; perplexity is
-scored on the demo's held-out passages (`benchmarks/quality.py`), and for llama.cpp by
-`llama-perplexity` on the same text.
+the precision's, scored on the demo dataset's test passages (`benchmarks/quality.py`),
+and for llama.cpp by `llama-perplexity` on the same text.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def main() -> None:
 
     import torch
 
-    from components.common.models import gguf_file, load_base, native_cpu_bf16
+    from components.common.models import gguf_file, inference_precision, load_base, native_cpu_bf16
     from components.common.prompts import default_format
     from components.common.prompts import prompt_ids as render
     from components.generate.config import GenerateConfig
@@ -147,7 +147,7 @@ def main() -> None:
         plain = load_base(config.model, None, "fp32" if p == "bf16-mixed" else p)[0].eval()
         amp = torch.bfloat16 if p == "bf16-mixed" else None
         models[p] = (ours, plain, amp)
-        quality[p] = perplexity(plain, tokenizer, text, amp=amp)
+        quality[p] = perplexity(plain, tokenizer, text, amp=amp)  # the precision's; taletune's packed output layer is the same arithmetic
         print(f"  held-out perplexity, {p}: {quality[p]:.3f}", flush=True)
     eos = eos_ids(tokenizer)
     fmt = default_format(config.model)  # the stage's: SmolLM2's own chat format
@@ -180,10 +180,13 @@ def main() -> None:
 
     peak = matmul_peak()
     params = sum(p.numel() for p in models[precisions[0]][1].parameters())
-    print(f"\n{'engine':11s} {'precision':10s} {'tokens/s':>9s}  {'runs':24s} {'perplexity':>10s}  taletune at the same precision / engine")
+    # llama.cpp runs its own format; it is set against taletune at what `auto` picks here.
+    default = inference_precision("auto")
+    print(f"\n{'engine':11s} {'precision':10s} {'tokens/s':>9s}  {'runs':24s} {'perplexity':>10s}  "
+          f"taletune at the same precision (llama.cpp: at {default}, what auto picks) / engine")
     for (engine, p), values in rates.items():
         median = statistics.median(values)
-        same = rates.get(("taletune", p)) or rates.get(("taletune", precisions[0]))
+        same = rates.get(("taletune", p)) or rates.get(("taletune", default)) or rates.get(("taletune", precisions[0]))
         ratio = f"{statistics.median(same) / median:.2f}x" if same else "-"
         ppl = quality.get("llama.cpp" if engine == "llama.cpp" else p)
         print(f"{engine:11s} {p:10s} {median:9.1f}  {', '.join(f'{v:.1f}' for v in values):24s} "

@@ -3,12 +3,14 @@ llama.cpp's `llama-perplexity` scores it, so an engine's figure can sit beside o
 
     TALETUNE_GUTENBERG_MIRROR=../shared/gutenberg .venv/bin/python benchmarks/quality.py --precision fp32
 
-The text is the demo dataset's test passages (books no model trained on), joined by
-blank lines and tokenized whole. It is cut into windows of `ctx` tokens, and each
-window's second half is scored, each token given the window's tokens before it: every
-scored token sees at least ctx/2 tokens of context. That is `llama-perplexity -c ctx`'s
-method, so its figure on the same file and ours differ only by the tokenizer and the
-arithmetic, which is what the comparison is about.
+The text is the test passages of a dataset built from the demo catalog (a seeded 10% of
+each book's passages, which the benchmarks' models never trained on), joined by blank
+lines and tokenized whole. It is cut into windows of `ctx` tokens, and each window's
+second half is scored, each token given the window's tokens before it: every scored
+token sees at least ctx/2 tokens of context. That is `llama-perplexity -c ctx`'s
+method, so its figure on the same file sits beside ours; what remains apart is the
+tokenizer's handling (llama.cpp puts BOS first in each window where the GGUF asks for
+it) and the arithmetic, which is what the comparison is about.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from generate_throughput import decode_rate, new_tokens  # noqa: E402
 from quality import perplexity  # noqa: E402
 
 
-class Uniform:
-    """A model whose every next-token distribution is uniform over `vocab` tokens."""
+class Counting:
+    """A model sure that token t is followed by t + 1 (logit 10 there, 0 elsewhere)."""
 
     def __init__(self, vocab: int):
         import torch
@@ -27,25 +27,30 @@ class Uniform:
         import torch
         from types import SimpleNamespace
 
-        return SimpleNamespace(logits=torch.zeros(*input_ids.shape, self.vocab))
+        logits = torch.zeros(*input_ids.shape, self.vocab)
+        logits.scatter_(-1, ((input_ids + 1) % self.vocab)[..., None], 10.0)
+        return SimpleNamespace(logits=logits)
 
 
 class Words:
-    """A tokenizer of words `w<number>`, one token each, within a vocabulary of `vocab`."""
-
-    def __init__(self, vocab: int):
-        self.vocab = vocab
+    """A tokenizer of words `w<number>`, one token each."""
 
     def __call__(self, text, add_special_tokens=False):
-        return {"input_ids": [int(w[1:]) % self.vocab for w in text.split()]}
+        return {"input_ids": [int(w[1:]) for w in text.split()]}
 
 
-def test_a_uniform_model_has_the_vocabulary_size_as_perplexity():
-    text = " ".join(f"w{i}" for i in range(40))
-    assert perplexity(Uniform(50), Words(50), text, ctx=16) == pytest.approx(50, rel=1e-6)
-    assert math.isclose(perplexity(Uniform(7), Words(7), text, ctx=8, batch=2), 7, rel_tol=1e-6)
+def test_perplexity_scores_each_windows_second_half_against_the_next_token():
+    vocab, ctx = 50, 8
+    # Each window: four tokens the model gets wrong, then a run it gets right. Only the
+    # second half is scored (3 predictions a window, within it): a shifted target or
+    # the first half scored would count wrong guesses.
+    windows = [[40, 7, 33, 2, a, a + 1, a + 2, a + 3] for a in (10, 20, 30)]
+    text = " ".join(f"w{t}" for w in windows for t in w)
+    right = math.exp(10) / (math.exp(10) + vocab - 1)
+    assert perplexity(Counting(vocab), Words(), text, ctx=ctx) == pytest.approx(1 / right, rel=1e-5)
+    assert perplexity(Counting(vocab), Words(), text + " w1 w2", ctx=ctx, batch=2) == pytest.approx(1 / right, rel=1e-5), "a part window is left out"
     with pytest.raises(ValueError, match="fewer than one window"):
-        perplexity(Uniform(7), Words(7), "w1 w2 w3", ctx=8)
+        perplexity(Counting(vocab), Words(), "w1 w2 w3", ctx=ctx)
 
 
 def test_new_tokens_stop_at_the_first_end_of_story_token():

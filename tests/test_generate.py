@@ -186,17 +186,43 @@ def test_auto_samples_with_bf16_weights_where_bf16_is_native_and_keys_the_set_by
     import torch
 
     from components.common import models
+    from components.generate import sampling
     from components.generate.stage import load_generator, set_key
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU rule, whatever this machine has
+    real, calls = sampling.generate_batch, []
+
+    def recording(model, *args, **kwargs):  # what the stage hands the sampler: the weights' dtype and the autocast
+        calls.append((next(model.parameters()).dtype, args[5] if len(args) > 5 else kwargs.get("amp")))
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(sampling, "generate_batch", recording)
     config = settings(tiny, tmp_path, precision="auto")
     keys = set()
     for native in (True, False):  # both, whatever this CPU does
         monkeypatch.setattr(models, "native_cpu_bf16", lambda native=native: native)
+        weights = torch.bfloat16 if native else torch.float32
         model, _, _ = load_generator(config, None)
-        assert next(model.parameters()).dtype == (torch.bfloat16 if native else torch.float32)
-        assert models.autocast_dtype(models.inference_precision("auto")) is None, "bf16 weights, not autocast"
+        assert next(model.parameters()).dtype == weights
+        calls.clear()
+        run_generate(CATALOG, settings(tiny, tmp_path, precision="auto", n=2, chunk_size=2), tmp_path / f"out-{native}")
+        assert calls and set(calls) == {(weights, None)}, "bf16 weights where native, never autocast"
         keys.add(set_key(config, {"horror": "Write me a horror story"}, {"adapter_sha256": None}, str(tiny)))
     assert len(keys) == 2, "a set sampled with bf16 weights is not served for fp32, nor the other way"
+
+
+def test_an_adapter_is_merged_in_fp32_before_the_weights_go_to_bf16(tiny, tiny_adapter, tmp_path):
+    import torch
+
+    from components.generate.stage import load_generator
+
+    level = str(tiny_adapter / "level-1")
+    merged32, _, _ = load_generator(settings(tiny, tmp_path, precision="fp32"), level)
+    merged16, _, _ = load_generator(settings(tiny, tmp_path, precision="bf16"), level)
+    w32, w16 = dict(merged32.named_parameters()), dict(merged16.named_parameters())
+    assert w32 and set(w32) <= set(w16)  # fp32's packed output layer holds its weight outside the parameters
+    for name in w32:
+        assert w16[name].dtype == torch.bfloat16 and torch.equal(w16[name], w32[name].to(torch.bfloat16)), f"{name}: rounded once, after the merge"
 
 
 def test_a_damaged_manifest_is_one_clear_error_and_keeps_the_finished_chunks(tiny, tmp_path):
@@ -305,7 +331,7 @@ def test_sigkill_mid_set_then_rerun_gives_the_same_set(tiny, tmp_path):
 
 # A story told alone is computed in a batch of one; in its set it shares a batch. In fp32
 # the two agree (batch size moves only the last float bits, too little to change a
-# token here); in bf16 autocast they part after a few tokens, so `--tell` says so.
+# token here); in bf16 (weights or autocast) they part after a few tokens, so `--tell` says so.
 # The set itself is the same from the same settings on the same machine in both.
 def tell(capsys, monkeypatch, smollm2, *args: str):
     """`python -m components.generate --tell ...` in this process (a second start of

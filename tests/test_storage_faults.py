@@ -147,7 +147,7 @@ def _written(log: str) -> tuple[set[int], int]:
 
 def _settings(tiny, s3: str) -> dict[str, object]:
     """The set's settings, as `--set` arguments take them and as GenerateConfig does."""
-    # fp32: `auto` may pick bf16 autocast, whose first steps are slow on a small CPU.
+    # fp32: `auto` may pick bf16 weights, whose first steps are slow on a small CPU.
     return {"model": str(tiny), "n": N, "batch_size": 2, "chunk_size": 2, "precision": "fp32", "sampling.max_new_tokens": 8,
             "progress_root": f"{s3}/stories"}
 

@@ -309,19 +309,37 @@ def test_bf16_mixed_trains_fp32_weights_under_autocast(tiny, tmp_path):
 
 
 def test_compile_auto_compiles_on_a_cpu_only_for_runs_long_enough_to_pay_for_it(monkeypatch):
+    import shutil
+
     import torch
 
+    from components.train import fit
     from components.train.fit import COMPILE_MIN_TOKENS, compiles
 
+    class Layers:  # where a Llama-style model keeps its decoder layers
+        model = type("Decoder", (), {"layers": []})()
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU rule, whatever this machine has
     rows = [D.Example([1] * 100, [1] * 100)] * (COMPILE_MIN_TOKENS // 300 + 1)  # just over a third of the threshold an epoch
     nested = TrainConfig(compile="auto")
-    assert compiles(nested, rows, [nested.levels]), "3 epochs of a third: the reference levels reach it"
-    assert not compiles(nested, rows, [[Level(fraction=1, epochs=2)]]), "2 epochs of a third do not"
-    assert not compiles(nested, rows, [[Level(fraction=0.3, epochs=1)], [Level(fraction=1, epochs=1)]]), "1.3 epochs in all"
-    assert compiles(nested, rows, [[Level(fraction=1, epochs=1)]] * 3), "independent runs add up"
-    assert compiles(TrainConfig(compile=True), rows[:1], [nested.levels]) and not compiles(TrainConfig(compile=False), rows, [nested.levels])
+    assert compiles(nested, Layers(), rows, [nested.levels]), "3 epochs of a third: the reference levels reach it"
+    assert not compiles(nested, Layers(), rows, [[Level(fraction=1, epochs=2)]]), "2 epochs of a third do not"
+    assert not compiles(nested, Layers(), rows, [[Level(fraction=0.3, epochs=1)], [Level(fraction=1, epochs=1)]]), "1.3 epochs in all"
+    assert compiles(nested, Layers(), rows, [[Level(fraction=1, epochs=1)]] * 3), "independent runs add up"
+    assert compiles(nested, Layers(), rows, [[Level(fraction=0.5, epochs=6)]]), "half the rows for 6 epochs is 3 epochs' worth"
+    assert not compiles(nested, object(), rows, [nested.levels]), "no layers where taletune looks: eager"
+    with pytest.raises(TaletuneError, match="train.compile: false"):
+        compiles(TrainConfig(compile=True), object(), rows, [nested.levels])
+    assert compiles(TrainConfig(compile=True), Layers(), rows[:1], [nested.levels])
+    assert not compiles(TrainConfig(compile=False), Layers(), rows, [nested.levels])
+    with monkeypatch.context() as patch:
+        patch.setattr(shutil, "which", lambda name: None)
+        assert not compiles(nested, Layers(), rows, [nested.levels]), "inductor needs a C++ compiler on a CPU"
+    with monkeypatch.context() as patch:
+        patch.setattr(fit.dist, "world", lambda: 2)
+        assert not compiles(nested, Layers(), rows, [nested.levels]), "each of 2 processes trains half the tokens"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert not compiles(nested, rows, [nested.levels]), "not by itself on a GPU, where it was not measured"
+    assert not compiles(nested, Layers(), rows, [nested.levels]), "not by itself on a GPU, where it was not measured"
 
 
 @pytest.mark.slow  # inductor's first compile takes a minute on this CPU

@@ -246,10 +246,17 @@ def load_generator(config: GenerateConfig, adapter: str | None, base: str | None
     from components.common.models import inference_precision, load_base
 
     precision = inference_precision(config.precision)
-    precision = "fp32" if precision == "bf16-mixed" else precision
-    model, tokenizer, folder = load_base(base or config.model, config.model_cache, precision, config.trust_remote_code)
+    # An adapter is merged into fp32 weights and the sum rounded to bf16 once: merged into
+    # weights already in bf16, a LoRA change under half a bf16 step (about 0.4% of a
+    # weight) would be lost, and larger ones rounded toward nothing.
+    load_as = "fp32" if precision == "bf16-mixed" or (precision == "bf16" and adapter) else precision
+    model, tokenizer, folder = load_base(base or config.model, config.model_cache, load_as, config.trust_remote_code)
     if adapter:
         model = attach_adapter(model, adapter, config.model)
+        if precision == "bf16":
+            import torch
+
+            model = model.to(torch.bfloat16)
     return pack_output_layer(model.eval()), tokenizer, folder
 
 

@@ -43,10 +43,10 @@ class TrainSettings(StrictModel):
     # with AVX512-BF16 or AMX); 8bit/4bit (bitsandbytes, CUDA only). auto picks bf16 on a
     # GPU that supports it, bf16-mixed on a CPU that does, and fp32 otherwise.
     precision: Literal["auto", "fp32", "bf16", "bf16-mixed", "8bit", "4bit"] = "auto"
-    # Run the decoder layers under torch.compile. auto: on a CPU, when the run trains at
-    # least 100,000 tokens. Measured here: the first compile costs 25-40 s, then steps run
-    # 1.04x-1.16x faster, so it pays after 50,000-150,000 tokens (docs/benchmarks.md).
-    # Not by itself on a GPU, where it was not measured.
+    # Run the decoder layers under torch.compile. auto: on a CPU with a C++ compiler, when
+    # the run trains at least 200,000 tokens. Measured here: the first compile costs
+    # 22-40 s, then steps run 1.04x-1.16x faster, so it pays after 30,000-200,000 tokens
+    # (docs/benchmarks.md). Not by itself on a GPU, where it was not measured.
     compile: bool | Literal["auto"] = "auto"
     lora: LoraSettings = LoraSettings()
     learning_rate: float = Field(default=2e-4, gt=0)

@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import math
+import os
 import random
 import tempfile
 import time
@@ -119,8 +120,6 @@ def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path,
 
     model = attach_lora(model, config)
     amp = autocast_dtype(config.precision)
-    if compiles(config, train, [levels for levels, _ in runs]):
-        compile_decoder(model)
     base_info = {"model": config.model, "model_identity": identity, "format": config.format, "base_folder": str(folder), "train_rows": len(train_rows), "val_rows": len(val_rows),
                  "autocast": str(amp).removeprefix("torch.") if amp else None}
     if level0_done:
@@ -133,6 +132,8 @@ def run_train(dataset_dir: str | Path, config: TrainConfig, out_dir: str | Path,
                 storage.copy_prefix(stage, level0_uri)
         dist.barrier()
         summary = {0: _export(prefixes[0], 0, out) if dist.is_main() else record}
+    if compiles(config, model, train, [levels for levels, _ in runs]):  # after level 0: its evaluation would compile a graph of its own
+        compile_decoder(model)
     for (levels, numbers), key in zip(runs, keys):
         if config.mode == "independent":
             reset_lora(model, config.seed)
@@ -291,22 +292,44 @@ def fit(model, tokenizer, train, val, config: TrainConfig, levels, numbers, key,
     return {k: _export(prefix, k, out) for k in numbers}
 
 
-COMPILE_MIN_TOKENS = 100_000  # within the break-even measured on this project's CPU: 50,000-150,000 tokens
+COMPILE_MIN_TOKENS = 200_000  # the break-even measured on this project's CPU: 30,000-200,000 tokens
 
 
-def compiles(config: TrainConfig, train: list, runs: list[list[Level]]) -> bool:
-    """Whether to put the decoder under torch.compile: `compile: auto` does on a CPU when
-    the runs' steps hold at least COMPILE_MIN_TOKENS tokens, the rows' tokens times the
-    epochs each run goes through (a level's fraction of one)."""
+def compiles(config: TrainConfig, model, train: list, runs: list[list[Level]]) -> bool:
+    """Whether to put the decoder layers under torch.compile. `compile: auto` does on a
+    CPU when this process's steps hold at least COMPILE_MIN_TOKENS tokens (the rows'
+    tokens times each run's epochs, a share of the rows under data parallelism), the
+    model's layers are found, and a C++ compiler is there for inductor to use."""
+    import shutil
+
     import torch
 
+    if config.compile is True and decoder_layers(model) is None:
+        raise TaletuneError(f"train.compile: true compiles the decoder layers, and {config.model} has none where taletune looks "
+                            "(model.layers, transformer.h, gpt_neox.layers); set train.compile: false")
     if config.compile != "auto":
         return config.compile
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() or decoder_layers(model) is None:
         return False
-    per_epoch = sum(len(e.input_ids) for e in train)
-    epochs = sum(max(lv.epochs if lv.fraction == 1 else lv.fraction for lv in levels) for levels in runs)
-    return per_epoch * epochs >= COMPILE_MIN_TOKENS
+    per_epoch = sum(len(e.input_ids) for e in train) / dist.world()
+    if per_epoch * sum(max(lv.samples_factor for lv in levels) for levels in runs) < COMPILE_MIN_TOKENS:
+        return False
+    if not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++")):
+        log.info("train.compile auto: no C++ compiler for torch.compile on this machine, so the layers run eagerly")
+        return False
+    return True
+
+
+def decoder_layers(model):
+    """The decoder's list of layers, or None where it is not in a known place."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for path in ("model.layers", "transformer.h", "gpt_neox.layers"):
+        node = base
+        for name in path.split("."):
+            node = getattr(node, name, None)
+        if node is not None:
+            return node
+    return None
 
 
 def compile_decoder(model) -> None:
@@ -315,9 +338,9 @@ def compile_decoder(model) -> None:
 
     Layer by layer ("regional compilation"): the layers share one compiled graph, so
     the first step took 34-52 s here against 153 s for the whole decoder compiled as
-    one, which ran 5-9% faster afterwards (200 against 184-192 tokens/s; docs/benchmarks.md).
+    one, which ran 4-9% faster afterwards (200 against 184-192 tokens/s; docs/benchmarks.md).
     """
-    for layer in model.get_base_model().model.layers:
+    for layer in decoder_layers(model):
         layer.compile()
 
 
