@@ -335,6 +335,8 @@ def test_compile_auto_compiles_on_a_cpu_only_for_runs_long_enough_to_pay_for_it(
     with monkeypatch.context() as patch:
         patch.setattr(shutil, "which", lambda name: None)
         assert not compiles(nested, Layers(), rows, [nested.levels]), "inductor needs a C++ compiler on a CPU"
+        with pytest.raises(TaletuneError, match="needs a C\\+\\+ compiler .*apt-get install g\\+\\+"):
+            compiles(TrainConfig(compile=True), Layers(), rows, [nested.levels])
     with monkeypatch.context() as patch:
         patch.setattr(fit.dist, "world", lambda: 2)
         assert not compiles(nested, Layers(), rows, [nested.levels]), "each of 2 processes trains half the tokens"

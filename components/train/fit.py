@@ -304,9 +304,14 @@ def compiles(config: TrainConfig, model, train: list, runs: list[list[Level]]) -
 
     import torch
 
-    if config.compile is True and decoder_layers(model) is None:
-        raise TaletuneError(f"train.compile: true compiles the decoder layers, and {config.model} has none where taletune looks "
-                            "(model.layers, transformer.h, gpt_neox.layers); set train.compile: false")
+    compiler = torch.cuda.is_available() or any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++"))
+    if config.compile is True:
+        if decoder_layers(model) is None:
+            raise TaletuneError(f"train.compile: true compiles the decoder layers, and {config.model} has none where taletune looks "
+                                "(model.layers, transformer.h, gpt_neox.layers); set train.compile: false")
+        if not compiler:
+            raise TaletuneError("train.compile: true needs a C++ compiler for torch.compile on a CPU, and none is on PATH; "
+                                "install one (apt-get install g++) or set train.compile: false")
     if config.compile != "auto":
         return config.compile
     if torch.cuda.is_available() or decoder_layers(model) is None:
@@ -314,7 +319,7 @@ def compiles(config: TrainConfig, model, train: list, runs: list[list[Level]]) -
     per_epoch = sum(len(e.input_ids) for e in train) / dist.world()
     if per_epoch * sum(max(lv.samples_factor for lv in levels) for levels in runs) < COMPILE_MIN_TOKENS:
         return False
-    if not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++")):
+    if not compiler:
         log.info("train.compile auto: no C++ compiler for torch.compile on this machine, so the layers run eagerly")
         return False
     return True
